@@ -1,0 +1,256 @@
+"""HTTP(S) check: request, manual redirects (each hop SSRF-vetted), assertions, timings."""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from lighthouse.checks import assertions
+from lighthouse.checks.context import CheckContext
+from lighthouse.checks.errors import CheckError, ErrorCode
+from lighthouse.checks.fetch import Fetched, Hop, decode_body
+from lighthouse.checks.httpx_fetch import fetch_httpx
+from lighthouse.checks.lean_fetch import fetch_lean
+from lighthouse.checks.progress import Progress
+from lighthouse.checks.ssrf import resolve_vetted
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 header name
+_DEFAULT_FOLLOW = frozenset(range(200, 300))
+_DEFAULT_NO_FOLLOW = frozenset(range(200, 400))
+
+
+@dataclass(slots=True)
+class HttpConfig:
+    url: httpx.URL
+    method: str
+    headers: list[tuple[str, str]]
+    body: bytes | None
+    expected_status: frozenset[int]
+    keyword: str | None
+    json_path: str | None
+    json_expected: Any
+    max_latency_ms: float | None
+    follow_redirects: bool
+    max_redirects: int
+    timeout_s: float
+    keepalive: bool
+
+
+def _number(cfg: dict[str, Any], key: str, default: float | None, lo: float, hi: float):
+    value = cfg.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+        raise CheckError(
+            ErrorCode.CONFIG, f"{key}: expected a number in [{lo}, {hi}], got {value!r}"
+        )
+    return value
+
+
+def parse_url(raw: Any, key: str = "url") -> httpx.URL:
+    if not isinstance(raw, str) or not raw:
+        raise CheckError(ErrorCode.CONFIG, f"{key}: expected an http(s) URL, got {raw!r}")
+    try:
+        url = httpx.URL(raw)
+    except (httpx.InvalidURL, ValueError, TypeError) as exc:
+        raise CheckError(ErrorCode.CONFIG, f"{key}: invalid URL {raw!r}: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise CheckError(ErrorCode.CONFIG, f"{key}: only http(s) URLs with a host, got {raw!r}")
+    return url
+
+
+def parse_http_config(cfg: dict[str, Any], ctx: CheckContext) -> HttpConfig:
+    url = parse_url(cfg.get("url"))
+    method = str(cfg.get("method", "GET")).upper()
+    if method not in METHODS:
+        raise CheckError(ErrorCode.CONFIG, f"method: {method!r} is not one of {sorted(METHODS)}")
+    raw_headers = cfg.get("headers") or {}
+    if not isinstance(raw_headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str | int) for k, v in raw_headers.items()
+    ):
+        raise CheckError(ErrorCode.CONFIG, "headers: expected a mapping of name to string")
+    headers = [(k, str(v)) for k, v in raw_headers.items() if k.lower() != "host"]
+    for name, value in headers:
+        if not _TOKEN.fullmatch(name) or any(c in value for c in "\r\n\x00"):
+            raise CheckError(ErrorCode.CONFIG, f"headers: invalid header {name[:60]!r}")
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise CheckError(ErrorCode.CONFIG, f"headers: {name!r} is not latin-1 text") from None
+    body = cfg.get("body")
+    if body is not None and not isinstance(body, str | dict | list):
+        raise CheckError(ErrorCode.CONFIG, "body: expected a string (or JSON object/array)")
+    if isinstance(body, dict | list):
+        body_bytes: bytes | None = json.dumps(body).encode()
+        if not any(k.lower() == "content-type" for k, _ in headers):
+            headers.append(("Content-Type", "application/json"))
+    else:
+        body_bytes = body.encode() if body is not None else None
+    follow = cfg.get("follow_redirects", True)
+    if not isinstance(follow, bool):
+        raise CheckError(ErrorCode.CONFIG, f"follow_redirects: expected true/false, got {follow!r}")
+    if "expected_status" in cfg and cfg["expected_status"] not in (None, []):
+        expected = assertions.parse_expected_status(cfg["expected_status"])
+    else:
+        expected = _DEFAULT_FOLLOW if follow else _DEFAULT_NO_FOLLOW
+    json_path = cfg.get("json_path")
+    if json_path is not None:
+        if not isinstance(json_path, str):
+            raise CheckError(ErrorCode.CONFIG, "json_path: expected a string like $.a.b[0]")
+        assertions.parse_json_path(json_path)  # fail on a bad path now, not per response
+    keyword = cfg.get("keyword")
+    if keyword is not None and (not isinstance(keyword, str) or not keyword):
+        raise CheckError(ErrorCode.CONFIG, "keyword: expected a non-empty string")
+    keepalive = cfg.get("keepalive", False)
+    if not isinstance(keepalive, bool):
+        raise CheckError(ErrorCode.CONFIG, f"keepalive: expected true/false, got {keepalive!r}")
+    return HttpConfig(
+        url=url,
+        method=method,
+        headers=headers,
+        body=body_bytes,
+        expected_status=expected,
+        keyword=keyword,
+        json_path=json_path,
+        json_expected=cfg.get("json_expected", assertions.MISSING),
+        max_latency_ms=_number(cfg, "max_latency_ms", None, 1, 3_600_000),
+        follow_redirects=follow,
+        max_redirects=int(_number(cfg, "max_redirects", ctx.default_max_redirects, 0, 30) or 0),
+        timeout_s=float(
+            _number(cfg, "timeout_s", ctx.default_timeout_s, 0.05, ctx.max_timeout_s)
+            or ctx.default_timeout_s
+        ),
+        keepalive=keepalive,
+    )
+
+
+def _request_headers(ctx: CheckContext, cfg: HttpConfig, url: httpx.URL) -> list[tuple[str, str]]:
+    headers = [("Host", url.netloc.decode("ascii"))]
+    names = {k.lower() for k, _ in cfg.headers}
+    if "user-agent" not in names:
+        headers.append(("User-Agent", ctx.user_agent))
+    if "accept" not in names:
+        headers.append(("Accept", "*/*"))
+    if "accept-encoding" not in names:
+        # identity keeps bodies small to cap; gzip/deflate answers are still decoded (bounded).
+        headers.append(("Accept-Encoding", "identity"))
+    return headers + cfg.headers
+
+
+def _next_hop(
+    hop_url: httpx.URL, method: str, body: bytes | None, fetched: Fetched
+) -> tuple[httpx.URL, str, bytes | None] | None:
+    """(next URL, method, body) when fetched is a redirect to follow, else None."""
+    location = fetched.headers.get("location")
+    if fetched.status not in REDIRECT_CODES or not location:
+        return None
+    try:
+        target = hop_url.join(location)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise CheckError(ErrorCode.PROTOCOL, f"bad redirect Location {location!r}: {exc}") from None
+    if target.scheme not in ("http", "https") or not target.host:
+        raise CheckError(ErrorCode.PROTOCOL, f"redirect to unsupported URL {str(target)[:200]!r}")
+    to_get = fetched.status == 303 and method != "HEAD"
+    if to_get or (fetched.status in (301, 302) and method == "POST"):
+        method, body = "GET", None
+    return target, method, body
+
+
+async def _fetch(
+    ctx: CheckContext, hop: Hop, progress: Progress, keepalive: bool, keep_body: int | None
+) -> Fetched:
+    # The lean transport serves one-shot probes; httpx serves keep-alive monitors (pooling).
+    if keepalive or ctx.http_transport == "httpx":
+        return await fetch_httpx(ctx, hop, progress, keepalive, keep_body)
+    return await fetch_lean(ctx, hop, progress, keep_body)
+
+
+async def check_http(cfg: HttpConfig, ctx: CheckContext, progress: Progress) -> None:
+    """Run the check; returns on success, raises CheckError otherwise. Fills progress."""
+    url, method, body = cfg.url, cfg.method, cfg.body
+    redirects = 0
+    # Without a body assertion only the snippet is kept; the body is still read (to the cap).
+    needs_body = cfg.keyword is not None or cfg.json_path is not None
+    keep_body = None if needs_body else ctx.snippet_bytes
+    while True:
+        progress.phase = "dns"
+        port = url.port or (443 if url.scheme == "https" else 80)
+        ip, dns_ms = await resolve_vetted(
+            url.host, port, ctx.ssrf, ctx.prefer_ipv6, ctx.dns_executor()
+        )
+        progress.add("dns", dns_ms)
+        headers = _request_headers(ctx, cfg, url)
+        if redirects and url.host != cfg.url.host:
+            # Like browsers: credentials do not follow a redirect to another host.
+            headers = [(k, v) for k, v in headers if k.lower() not in ("authorization", "cookie")]
+        hop = Hop(method, url, ip, headers, body)
+        fetched = await _fetch(ctx, hop, progress, cfg.keepalive, keep_body)
+        progress.http_status = fetched.status
+        if fetched.cert_days_left is not None:
+            progress.cert_days_left = fetched.cert_days_left
+        if not cfg.follow_redirects:
+            break
+        nxt = _next_hop(url, method, body, fetched)
+        if nxt is None:
+            break
+        redirects += 1
+        progress.timings["redirects"] = redirects
+        if redirects > cfg.max_redirects:
+            raise CheckError(
+                ErrorCode.REDIRECTS,
+                f"more than {cfg.max_redirects} redirects (last to {str(nxt[0])[:200]})",
+            )
+        url, method, body = nxt
+    progress.phase = "assert"
+    _assess(cfg, ctx, progress, fetched)
+
+
+def _assess(cfg: HttpConfig, ctx: CheckContext, progress: Progress, fetched: Fetched) -> None:
+    decoded, cut = decode_body(
+        fetched.body, fetched.headers.get("content-encoding"), ctx.max_body_bytes
+    )
+    truncated = fetched.truncated or cut
+    progress.snippet = decoded[: ctx.snippet_bytes]
+    if fetched.status not in cfg.expected_status:
+        raise CheckError(ErrorCode.STATUS, f"HTTP {fetched.status} not in expected status codes")
+    if cfg.keyword is not None or cfg.json_path is not None:
+        charset = fetched.headers.get_list("content-type")
+        text = decoded.decode(_charset(charset), errors="replace")
+        if cfg.keyword is not None and cfg.keyword not in text:
+            if truncated:
+                raise CheckError(
+                    ErrorCode.BODY_TOO_LARGE,
+                    f"keyword {cfg.keyword!r} not in the first {ctx.max_body_bytes} bytes",
+                )
+            raise CheckError(ErrorCode.ASSERTION, f"keyword {cfg.keyword!r} not found in body")
+        if cfg.json_path is not None:
+            if truncated:
+                raise CheckError(
+                    ErrorCode.BODY_TOO_LARGE,
+                    f"JSON body larger than the {ctx.max_body_bytes}-byte read cap",
+                )
+            assertions.check_json(text, cfg.json_path, cfg.json_expected)
+    total = progress.ms_since(progress.started)
+    if cfg.max_latency_ms is not None and total > cfg.max_latency_ms:
+        raise CheckError(
+            ErrorCode.LATENCY, f"took {total:.0f} ms, more than max_latency_ms={cfg.max_latency_ms}"
+        )
+
+
+def _charset(content_types: list[str]) -> str:
+    for value in content_types:
+        for part in value.split(";")[1:]:
+            name, _, charset = part.strip().partition("=")
+            if name.lower() == "charset" and charset:
+                try:
+                    return codecs.lookup(charset.strip("\"' ")).name
+                except LookupError:
+                    return "utf-8"
+    return "utf-8"

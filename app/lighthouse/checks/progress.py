@@ -1,0 +1,49 @@
+"""Per-check progress: which phase a check is in, and the timings gathered so far.
+
+Kept outside the check's coroutine so the runner can still report timings and the phase
+when the whole-check deadline cancels it.
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Progress:
+    started: float = field(default_factory=time.perf_counter)
+    phase: str = "start"  # dns, connect, tls, request, response, body
+    timings: dict[str, float] = field(default_factory=dict)
+    http_status: int | None = None
+    cert_days_left: int | None = None
+    snippet: bytes | None = None  # start of the (decoded) response body
+
+    def ms_since(self, mark: float) -> float:
+        return round((time.perf_counter() - mark) * 1000, 3)
+
+    def add(self, name: str, ms: float) -> None:
+        """Accumulate a phase (a check with redirects connects more than once)."""
+        self.timings[name] = round(self.timings.get(name, 0.0) + ms, 3)
+
+
+def cert_days_left(
+    ssl_object: ssl.SSLObject | ssl.SSLSocket | None, peercert: dict[str, Any] | None = None
+) -> int | None:
+    """Whole days until the peer certificate's notAfter (negative once expired).
+
+    Pass peercert when the transport already decoded it (asyncio's "peercert" extra info).
+    """
+    cert = peercert if peercert is not None else (ssl_object and ssl_object.getpeercert())
+    if not cert or "notAfter" not in cert:
+        return None
+    return int((_not_after(str(cert["notAfter"])) - time.time()) // 86400)
+
+
+@functools.lru_cache(maxsize=4096)
+def _not_after(text: str) -> float:
+    # strptime is slow (~0.2 ms); a prober sees the same few thousand certificates all day.
+    return ssl.cert_time_to_seconds(text)

@@ -1,0 +1,83 @@
+"""run_check: one monitor, one CheckResult, never an exception, always within the deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from lighthouse.checks.context import CheckContext
+from lighthouse.checks.errors import CheckError, ErrorCode, status_for
+from lighthouse.checks.http import check_http, parse_http_config
+from lighthouse.checks.progress import Progress
+from lighthouse.checks.tcp import check_tcp, parse_tcp_config
+from lighthouse.checks.tls import check_tls, parse_tls_config
+from lighthouse.models import CheckResult, Monitor, Status
+
+log = logging.getLogger("lighthouse.checks")
+
+SUPPORTED_TYPES = ("http", "tcp", "tls")
+_MAX_MESSAGE = 500
+
+
+def _clean(text: str | None, limit: int) -> str | None:
+    # PostgreSQL text cannot hold NUL; keep rows insertable whatever the target sent.
+    if text is None:
+        return None
+    return text.replace("\x00", "\ufffd")[:limit]
+
+
+async def run_check(monitor: Monitor, ctx: CheckContext) -> CheckResult:
+    """Probe monitor once. Never raises (except cancellation of the caller's task)."""
+    progress = Progress()
+    started_at = datetime.now(UTC)
+    code: ErrorCode | None = None
+    message: str | None = None
+    timeout_s = ctx.default_timeout_s
+    try:
+        cfg_dict = monitor.config if isinstance(monitor.config, dict) else {}
+        if monitor.type == "http":
+            http_cfg = parse_http_config(cfg_dict, ctx)
+            timeout_s = http_cfg.timeout_s
+            coro = check_http(http_cfg, ctx, progress)
+        elif monitor.type == "tcp":
+            tcp_cfg = parse_tcp_config(cfg_dict, ctx)
+            timeout_s = tcp_cfg.timeout_s
+            coro = check_tcp(tcp_cfg, ctx, progress)
+        elif monitor.type == "tls":
+            tls_cfg = parse_tls_config(cfg_dict, ctx)
+            timeout_s = tls_cfg.timeout_s
+            coro = check_tls(tls_cfg, ctx, progress)
+        else:
+            raise CheckError(
+                ErrorCode.CONFIG, f"type {monitor.type!r} is not probed here {SUPPORTED_TYPES}"
+            )
+        try:
+            async with asyncio.timeout(timeout_s):
+                await coro
+        except TimeoutError:
+            code = ErrorCode.TIMEOUT
+            message = f"no answer within {timeout_s:g} s (during {progress.phase})"
+    except CheckError as exc:
+        code, message = exc.code, exc.message
+    except Exception as exc:  # a prober bug must not kill the scheduler
+        log.exception("check_crashed monitor=%s type=%s", monitor.id, monitor.type)
+        code, message = ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}"
+    total = progress.ms_since(progress.started)
+    progress.timings["total"] = total
+    status = Status.SUCCESS if code is None else status_for(code)
+    snippet = None
+    if progress.snippet is not None and (status is not Status.SUCCESS or ctx.snippet_on_success):
+        snippet = _clean(progress.snippet.decode("utf-8", errors="replace"), ctx.snippet_bytes)
+    return CheckResult(
+        subscription_id=monitor.id,
+        time=started_at,
+        status=status,
+        latency_ms=round(total),
+        http_status=progress.http_status,
+        error_code=code.value if code is not None else None,
+        error_message=_clean(message, _MAX_MESSAGE),
+        timings=progress.timings,
+        response_snippet=snippet,
+        cert_days_left=progress.cert_days_left,
+    )

@@ -1,0 +1,342 @@
+"""`lighthouse` command line: run the prober, one-off checks, monitors, reports, migrations.
+
+    lighthouse [-c prober.yaml] run
+    lighthouse check https://example.com [--expect 200 --keyword ok --timeout 5]
+    lighthouse monitors add NAME TARGET [--interval 60]   (TARGET: URL, tcp://h:p, tls://h[:p])
+    lighthouse monitors list | pause M | resume M | remove M [--yes]   (M: id or name)
+    lighthouse report [--days 7] [--json]
+    lighthouse migrate [--dry-run]
+
+Exit codes: 0 ok, 1 check failed / not found, 2 usage or configuration error, 3 database error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from lighthouse import __version__
+from lighthouse.config import Config, ConfigError, load
+from lighthouse.logs import setup as setup_logging
+from lighthouse.models import Monitor
+
+EXIT_FAIL, EXIT_USAGE, EXIT_DB = 1, 2, 3
+OPERATOR = "operator"
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --------------------------------------------------------------------------- targets
+def target_config(target: str, args: argparse.Namespace | None = None) -> tuple[str, dict]:
+    """(monitor type, target_config) from a URL-ish target."""
+    parts = urlsplit(target)
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        if not parts.hostname:
+            raise CliError(f"target {target!r}: URL has no host")
+        cfg: dict[str, Any] = {"url": target}
+        if args is not None:
+            if getattr(args, "method", None):
+                cfg["method"] = args.method.upper()
+            if getattr(args, "expect", None):
+                cfg["expected_status"] = args.expect
+            if getattr(args, "keyword", None):
+                cfg["keyword"] = args.keyword
+            if getattr(args, "timeout", None):
+                cfg["timeout_s"] = args.timeout
+        return "http", cfg
+    if scheme in ("tcp", "tls"):
+        if not parts.hostname:
+            raise CliError(f"target {target!r}: no host")
+        try:
+            port = parts.port
+        except ValueError:
+            raise CliError(f"target {target!r}: bad port") from None
+        if port is None and scheme == "tcp":
+            raise CliError(f"target {target!r}: tcp:// needs a port")
+        cfg = {"host": parts.hostname, "port": port or 443}
+        if args is not None and getattr(args, "timeout", None):
+            cfg["timeout_s"] = args.timeout
+        return scheme, cfg
+    raise CliError(f"target {target!r}: use http(s)://, tcp://host:port or tls://host[:port]")
+
+
+# --------------------------------------------------------------------------- check
+def format_result(result: Any) -> str:
+    lines = [f"status:        {result.status}"
+             + (f" ({result.error_code})" if result.error_code else "")]
+    if result.http_status is not None:
+        lines.append(f"http status:   {result.http_status}")
+    if result.latency_ms is not None:
+        lines.append(f"latency:       {result.latency_ms} ms")
+    for key in ("dns", "connect", "tls", "ttfb", "total"):
+        if key in (result.timings or {}):
+            lines.append(f"  {key + ':':<12} {result.timings[key]:8.2f} ms")
+    if result.cert_days_left is not None:
+        lines.append(f"cert days:     {result.cert_days_left}")
+    if result.error_message:
+        lines.append(f"message:       {result.error_message}")
+    return "\n".join(lines)
+
+
+async def _one_check(cfg: Config, monitor: Monitor, allow: list[str], no_ssrf: bool) -> Any:
+    from lighthouse.checks import CheckContext, run_check
+
+    ctx = CheckContext.create(allow_cidrs=[*cfg.checks.ssrf_allow, *allow],
+                              ssrf_enabled=not no_ssrf, max_body_bytes=cfg.checks.max_body_bytes,
+                              default_timeout_s=cfg.checks.default_timeout_s)
+    try:
+        return await run_check(monitor, ctx)
+    finally:
+        await ctx.aclose()
+
+
+def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
+    typ, tcfg = target_config(args.target, args)
+    monitor = Monitor(uuid.uuid4(), "one-off", typ, tcfg, 60)
+    result = asyncio.run(_one_check(cfg, monitor, args.allow or [], args.no_ssrf))
+    if args.json:
+        print(json.dumps({"status": str(result.status), "http_status": result.http_status,
+                          "latency_ms": result.latency_ms, "error_code": result.error_code,
+                          "error_message": result.error_message, "timings": result.timings,
+                          "cert_days_left": result.cert_days_left}, indent=1))
+    else:
+        print(f"{typ} {args.target}")
+        print(format_result(result))
+    return 0 if str(result.status) == "success" else EXIT_FAIL
+
+
+# --------------------------------------------------------------------------- database helpers
+def _connect(cfg: Config) -> psycopg.Connection:
+    from lighthouse.db.connect import connect
+
+    return connect(cfg.database.dsn, connect_timeout=max(1, int(cfg.database.connect_timeout_s)),
+                   application_name="lighthouse-cli")
+
+
+def operator_user(conn: psycopg.Connection) -> uuid.UUID:
+    """The operator's users row (created on first use): monitors added from the CLI own it."""
+    row = conn.execute("SELECT id FROM users WHERE wallet_address IS NULL AND display_name = %s "
+                       "ORDER BY created_at LIMIT 1", (OPERATOR,)).fetchone()
+    if row:
+        return row[0]
+    return conn.execute("INSERT INTO users (display_name) VALUES (%s) RETURNING id",
+                        (OPERATOR,)).fetchone()[0]
+
+
+def find_monitor(conn: psycopg.Connection, ref: str) -> tuple[uuid.UUID, str, str]:
+    """(id, name, status) by id or exact name; errors on none or several."""
+    try:
+        rows = conn.execute("SELECT id, name, status::text FROM subscriptions WHERE id = %s",
+                            (uuid.UUID(ref),)).fetchall()
+    except ValueError:
+        rows = conn.execute("SELECT id, name, status::text FROM subscriptions WHERE name = %s "
+                            "AND status <> 'cancelled'", (ref,)).fetchall()
+    if not rows:
+        raise CliError(f"no monitor {ref!r}", EXIT_FAIL)
+    if len(rows) > 1:
+        raise CliError(f"{len(rows)} monitors are named {ref!r}; use the id: "
+                       + ", ".join(str(r[0]) for r in rows), EXIT_FAIL)
+    return rows[0]
+
+
+def cmd_monitors(cfg: Config, args: argparse.Namespace) -> int:
+    with _connect(cfg) as conn:
+        if args.action == "add":
+            typ, tcfg = target_config(args.target, args)
+            if args.interval < 60:
+                raise CliError(f"--interval {args.interval}: must be at least 60 seconds")
+            user = operator_user(conn)
+            status = "paused" if args.paused else "active"
+            mid = conn.execute(
+                "INSERT INTO subscriptions (user_id, name, target_type, target_config, "
+                "check_interval_seconds, status, activated_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, CASE WHEN %s = 'active' THEN now() END) "
+                "RETURNING id",
+                (user, args.name, typ, Jsonb(tcfg), args.interval, status, status)).fetchone()[0]
+            print(mid)
+            return 0
+        if args.action == "list":
+            where = "" if args.all else "WHERE status IN ('active', 'paused', 'pending')"
+            rows = conn.execute(
+                "SELECT id, name, target_type::text, status::text, check_interval_seconds, "
+                f"target_config FROM subscriptions {where} ORDER BY name, id").fetchall()
+            if args.json:
+                print(json.dumps([{"id": str(r[0]), "name": r[1], "type": r[2], "status": r[3],
+                                   "interval_s": r[4], "target": r[5]} for r in rows], indent=1))
+                return 0
+            print(f"{'ID':<36}  {'NAME':<24} {'TYPE':<5} {'STATUS':<9} {'EVERY':>6}  TARGET")
+            for r in rows:
+                target = r[5].get("url") or f"{r[5].get('host')}:{r[5].get('port', '')}"
+                print(f"{r[0]!s:<36}  {r[1][:24]:<24} {r[2]:<5} {r[3]:<9} {r[4]:>5}s  {target}")
+            return 0
+        mid, name, status = find_monitor(conn, args.monitor)
+        if args.action in ("pause", "resume"):
+            new = "paused" if args.action == "pause" else "active"
+            conn.execute("UPDATE subscriptions SET status = %s, activated_at = "
+                         "coalesce(activated_at, CASE WHEN %s = 'active' THEN now() END) "
+                         "WHERE id = %s", (new, new, mid))
+            print(f"{name} ({mid}): {status} -> {new}")
+            return 0
+        if args.action == "remove":
+            n = conn.execute("SELECT count(*) FROM check_history WHERE subscription_id = %s",
+                             (mid,)).fetchone()[0]
+            print(f"will delete monitor {name} ({mid}), its alert channels; "
+                  f"{n} check rows stay in check_history until retention drops them")
+            if not args.yes:
+                if not sys.stdin.isatty():
+                    raise CliError("refusing to delete without --yes (stdin is not a terminal)")
+                if input("delete? [y/N] ").strip().lower() not in ("y", "yes"):
+                    print("nothing deleted")
+                    return EXIT_FAIL
+            conn.execute("DELETE FROM subscriptions WHERE id = %s", (mid,))
+            print(f"deleted {name} ({mid})")
+            return 0
+    raise CliError(f"unknown action {args.action!r}")
+
+
+def cmd_report(cfg: Config, args: argparse.Namespace) -> int:
+    from lighthouse.db import queries
+
+    with _connect(cfg) as conn:
+        monitors = conn.execute(
+            "SELECT id, name, status::text FROM subscriptions "
+            "WHERE status IN ('active', 'paused') ORDER BY name, id").fetchall()
+        stats = queries.summary(conn, [m[0] for m in monitors], timedelta(days=args.days))
+    out = []
+    for mid, name, status in monitors:
+        s = stats[mid]
+        out.append({"id": str(mid), "name": name, "status": status, "checks": s.total,
+                    "uptime_pct": None if s.uptime_pct is None else round(s.uptime_pct, 3),
+                    "avg_ms": None if s.avg_latency_ms is None else round(s.avg_latency_ms, 1),
+                    "p50_ms": s.percentile(0.5), "p95_ms": s.percentile(0.95),
+                    "p99_ms": s.percentile(0.99)})
+    if args.json:
+        print(json.dumps(out, indent=1))
+        return 0
+
+    def f(v: float | None, suffix: str = "") -> str:
+        return "-" if v is None else f"{v:.1f}{suffix}"
+
+    print(f"last {args.days} days")
+    print(f"{'NAME':<24} {'STATUS':<7} {'CHECKS':>7} {'UPTIME':>8} {'AVG':>8} {'P95':>8} "
+          f"{'P99':>8}")
+    for r in out:
+        print(f"{r['name'][:24]:<24} {r['status']:<7} {r['checks']:>7} "
+              f"{f(r['uptime_pct'], '%'):>8} {f(r['avg_ms']):>8} {f(r['p95_ms']):>8} "
+              f"{f(r['p99_ms']):>8}")
+    return 0
+
+
+def cmd_migrate(cfg: Config, args: argparse.Namespace) -> int:
+    from lighthouse.db.migrate import migrate
+
+    applied = migrate(cfg.database.dsn, dry_run=args.dry_run)
+    verb = "would apply" if args.dry_run else "applied"
+    print(f"{verb} {len(applied)} migration(s)"
+          + (": " + ", ".join(m.label for m in applied) if applied else ""))
+    return 0
+
+
+def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
+    from lighthouse.service import serve
+
+    asyncio.run(serve(cfg))
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lighthouse", description="Lighthouse uptime prober")
+    p.add_argument("-c", "--config", help="YAML config file (default /etc/lighthouse/"
+                   "prober.yaml if present); env LIGHTHOUSE_<SECTION>__<KEY> overrides")
+    p.add_argument("--version", action="version", version=f"lighthouse {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the prober service until SIGTERM")
+
+    c = sub.add_parser("check", help="one-off check of a target; prints timings")
+    c.add_argument("target", help="http(s):// URL, tcp://host:port or tls://host[:port]")
+    c.add_argument("--method")
+    c.add_argument("--expect", type=int, action="append", help="expected status (repeatable)")
+    c.add_argument("--keyword", help="body must contain this text")
+    c.add_argument("--timeout", type=float)
+    c.add_argument("--allow", action="append", metavar="CIDR",
+                   help="allow this private range for this check (SSRF allow-list)")
+    c.add_argument("--no-ssrf", action="store_true",
+                   help="operator check: skip the SSRF guard entirely")
+    c.add_argument("--json", action="store_true")
+
+    m = sub.add_parser("monitors", help="add/list/pause/resume/remove monitors")
+    msub = m.add_subparsers(dest="action", required=True)
+    a = msub.add_parser("add")
+    a.add_argument("name")
+    a.add_argument("target", help="http(s):// URL, tcp://host:port or tls://host[:port]")
+    a.add_argument("--interval", type=int, default=60, help="seconds (>= 60)")
+    a.add_argument("--method")
+    a.add_argument("--expect", type=int, action="append")
+    a.add_argument("--keyword")
+    a.add_argument("--timeout", type=float)
+    a.add_argument("--paused", action="store_true", help="add it paused")
+    ls = msub.add_parser("list")
+    ls.add_argument("--all", action="store_true", help="include expired and cancelled")
+    ls.add_argument("--json", action="store_true")
+    for action in ("pause", "resume", "remove"):
+        x = msub.add_parser(action)
+        x.add_argument("monitor", help="id or exact name")
+        if action == "remove":
+            x.add_argument("--yes", action="store_true", help="do not ask")
+
+    r = sub.add_parser("report", help="uptime and latency per monitor")
+    r.add_argument("--days", type=int, default=7)
+    r.add_argument("--json", action="store_true")
+
+    g = sub.add_parser("migrate", help="apply database migrations")
+    g.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
+    return p
+
+
+COMMANDS = {"run": cmd_run, "check": cmd_check, "monitors": cmd_monitors, "report": cmd_report,
+            "migrate": cmd_migrate}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load(args.config, require_dsn=args.command != "check")
+    except ConfigError as exc:
+        print(f"lighthouse: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    setup_logging(cfg.logging.level, cfg.logging.format)
+    try:
+        return COMMANDS[args.command](cfg, args)
+    except CliError as exc:
+        print(f"lighthouse: {exc}", file=sys.stderr)
+        return exc.code
+    except psycopg.Error as exc:
+        print(f"lighthouse: database error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+        return EXIT_DB
+    except Exception as exc:
+        from lighthouse.db.errors import DatabaseError
+
+        if isinstance(exc, DatabaseError):
+            print(f"lighthouse: {exc}", file=sys.stderr)
+            return EXIT_DB
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

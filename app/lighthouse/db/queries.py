@@ -1,0 +1,346 @@
+"""Dashboard and status-page queries: rollups below the watermark, raw rows above it.
+
+A window [start, end) is split into (at most) two raw edges, two hourly stretches and one
+daily stretch, so a 30-day query for one monitor reads ~30 daily rows, <= 46 hourly rows and
+< 2 hours of raw checks. Percentiles come from the merged latency histogram
+(lighthouse.db.histogram): within one bucket width (~20 %) of the exact value.
+
+Every function takes an open psycopg connection; `*_async` twins take an AsyncConnection.
+Subscription ids may be uuid.UUID or str.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from lighthouse.db import histogram
+from lighthouse.models import CheckResult, Status
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+DEFAULT_PERCENTILES = (0.5, 0.95, 0.99)
+
+
+# --------------------------------------------------------------------------- window planning
+def _floor(t: datetime, step: timedelta) -> datetime:
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return epoch + ((t - epoch) // step) * step
+
+
+def _ceil(t: datetime, step: timedelta) -> datetime:
+    f = _floor(t, step)
+    return f if f == t else f + step
+
+
+@dataclass(frozen=True, slots=True)
+class WindowPlan:
+    """Half-open ranges read from each source; empty ranges have start >= end."""
+
+    daily: tuple[datetime, datetime]
+    hourly: tuple[tuple[datetime, datetime], tuple[datetime, datetime]]
+    raw: tuple[tuple[datetime, datetime], tuple[datetime, datetime]]
+
+
+def plan_window(start: datetime, end: datetime, watermark: datetime | None) -> WindowPlan:
+    """Splits [start, end) given that hourly rollups are complete below `watermark`."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    a = _ceil(start, HOUR)
+    b = _floor(min(end, watermark), HOUR) if watermark else a
+    if a >= b:
+        return WindowPlan((end, end), ((end, end), (end, end)), ((start, end), (end, end)))
+    da, db = _ceil(a, DAY), _floor(b, DAY)
+    if da >= db:
+        return WindowPlan((end, end), ((a, b), (end, end)), ((start, a), (b, end)))
+    if b > db and watermark and b == watermark:
+        # The daily row of the watermark's day covers exactly [db, watermark): one row per
+        # subscription instead of up to 23 hourly ones.
+        return WindowPlan((da, db + DAY), ((a, da), (end, end)), ((start, a), (b, end)))
+    return WindowPlan((da, db), ((a, da), (db, b)), ((start, a), (b, end)))
+
+
+# --------------------------------------------------------------------------- results
+@dataclass(slots=True)
+class WindowStats:
+    subscription_id: uuid.UUID
+    start: datetime
+    end: datetime
+    total: int = 0
+    success: int = 0
+    failure: int = 0
+    timeout: int = 0
+    error: int = 0
+    latency_count: int = 0
+    latency_sum: int = 0
+    latency_min: int | None = None
+    latency_max: int | None = None
+    histogram: list[int] = field(default_factory=list)
+    percentiles: dict[float, float | None] = field(default_factory=dict)
+
+    @property
+    def uptime_pct(self) -> float | None:
+        """Share of successful checks, in percent; None without checks."""
+        return 100.0 * self.success / self.total if self.total else None
+
+    @property
+    def avg_latency_ms(self) -> float | None:
+        return self.latency_sum / self.latency_count if self.latency_count else None
+
+    def percentile(self, q: float) -> float | None:
+        return histogram.percentile(self.histogram, q, self.latency_min, self.latency_max)
+
+
+@dataclass(frozen=True, slots=True)
+class DayUptime:
+    day: date
+    total: int
+    success: int
+
+    @property
+    def uptime_pct(self) -> float | None:
+        return 100.0 * self.success / self.total if self.total else None
+
+
+# --------------------------------------------------------------------------- SQL
+_COLS = ("total, success, failure, timeout, error, latency_count, latency_sum, latency_min, "
+         "latency_max, latency_hist")
+
+# Merge of a group's histograms: one C-level sum() per bucket (as lh_hist_sum_sql() in
+# sql/003_rollups.sql does), ~10x faster than the lh_hist_merge aggregate over many rows.
+# Rollup rows carry `latency_hist`; raw rows come pre-grouped by bucket `k` with count `kn`.
+HIST_SUM = ("CASE WHEN count(latency_hist) + count(k) > 0 THEN ARRAY["
+            + ", ".join(f"coalesce(sum(coalesce(latency_hist[{i}], "
+                        f"CASE WHEN k = {i} THEN kn END)), 0)"
+                        for i in range(1, histogram.SIZE + 1))
+            + "]::bigint[] END")
+
+_IDS = "(%(ids)s::uuid[] IS NULL OR subscription_id = ANY(%(ids)s::uuid[]))"
+
+# Raw rows of one range, grouped by (subscription, bucket): few rows for the top aggregate.
+_RAW = f"""
+  SELECT subscription_id, count(*), count(*) FILTER (WHERE status = 'success'),
+         count(*) FILTER (WHERE status = 'failure'), count(*) FILTER (WHERE status = 'timeout'),
+         count(*) FILTER (WHERE status = 'error'), count(latency_ms), sum(latency_ms),
+         min(latency_ms), max(latency_ms), NULL::int[], lh_latency_bucket(latency_ms),
+         count(latency_ms)
+  FROM check_history
+  WHERE {_IDS} AND time >= %({{lo}})s AND time < %({{hi}})s
+  GROUP BY subscription_id, lh_latency_bucket(latency_ms)"""
+
+WINDOW_SQL = f"""
+WITH parts AS (
+  SELECT subscription_id, {_COLS}, NULL::int AS k, NULL::bigint AS kn FROM check_rollup_daily
+  WHERE {_IDS} AND bucket >= %(d0)s AND bucket < %(d1)s
+  UNION ALL
+  SELECT subscription_id, {_COLS}, NULL, NULL FROM check_rollup_hourly
+  WHERE {_IDS}
+    AND ((bucket >= %(h0)s AND bucket < %(h1)s) OR (bucket >= %(h2)s AND bucket < %(h3)s))
+  UNION ALL {_RAW.format(lo="r0", hi="r1")}
+  UNION ALL {_RAW.format(lo="r2", hi="r3")}
+)
+SELECT subscription_id, sum(total)::bigint, sum(success)::bigint, sum(failure)::bigint,
+       sum(timeout)::bigint, sum(error)::bigint, sum(latency_count)::bigint,
+       sum(latency_sum)::bigint, min(latency_min), max(latency_max), {HIST_SUM}
+FROM parts GROUP BY subscription_id
+"""
+
+WATERMARK_SQL = "SELECT rolled_until FROM rollup_watermarks WHERE name = 'check_history'"
+
+DAILY_SQL = """
+WITH days AS (
+  SELECT bucket AS day, total, success FROM check_rollup_daily
+  WHERE subscription_id = %(id)s AND bucket >= %(start)s AND bucket < %(split)s
+  UNION ALL
+  SELECT date_trunc('day', bucket, 'UTC'), total, success FROM check_rollup_hourly
+  WHERE subscription_id = %(id)s AND bucket >= greatest(%(start)s, %(split)s)
+    AND bucket < %(wm)s
+  UNION ALL
+  SELECT date_trunc('day', time, 'UTC'), 1, (status = 'success')::int FROM check_history
+  WHERE subscription_id = %(id)s AND time >= greatest(%(start)s, %(wm)s) AND time < %(end)s
+)
+SELECT (day AT TIME ZONE 'UTC')::date, sum(total)::bigint, sum(success)::bigint
+FROM days GROUP BY 1 ORDER BY 1
+"""
+
+_CHECK_COLS = ("subscription_id, time, status, latency_ms, http_status, error_code, "
+               "error_message, timings, response_snippet, cert_days_left")
+
+RECENT_SQL = f"""
+SELECT {_CHECK_COLS} FROM check_history
+WHERE subscription_id = %(id)s AND (%(before)s::timestamptz IS NULL OR time < %(before)s)
+  AND time >= %(since)s
+ORDER BY time DESC LIMIT %(limit)s
+"""
+
+LATEST_SQL = f"""
+SELECT c.* FROM unnest(%(ids)s::uuid[]) AS s(id)
+CROSS JOIN LATERAL (
+  SELECT {_CHECK_COLS} FROM check_history
+  WHERE subscription_id = s.id AND time >= %(since)s ORDER BY time DESC LIMIT 1) AS c
+"""
+
+
+def _ids(ids: Sequence[uuid.UUID | str] | None) -> list[uuid.UUID] | None:
+    return None if ids is None else [i if isinstance(i, uuid.UUID) else uuid.UUID(i) for i in ids]
+
+
+def _window_params(ids, start: datetime, end: datetime, wm: datetime | None) -> dict[str, Any]:
+    p = plan_window(start, end, wm)
+    return {"ids": _ids(ids), "d0": p.daily[0], "d1": p.daily[1],
+            "h0": p.hourly[0][0], "h1": p.hourly[0][1], "h2": p.hourly[1][0],
+            "h3": p.hourly[1][1], "r0": p.raw[0][0], "r1": p.raw[0][1], "r2": p.raw[1][0],
+            "r3": p.raw[1][1]}
+
+
+def _stats(row, start: datetime, end: datetime, qs: Sequence[float]) -> WindowStats:
+    s = WindowStats(row[0], start, end, *(int(v or 0) for v in row[1:8]),
+                    row[8], row[9], list(row[10] or [0] * histogram.SIZE))
+    s.percentiles = {q: s.percentile(q) for q in qs}
+    return s
+
+
+def _bounds(window: timedelta | None, start: datetime | None, end: datetime | None
+            ) -> tuple[datetime, datetime]:
+    end = end or datetime.now(UTC)
+    if start is None:
+        start = end - (window if window is not None else timedelta(days=30))
+    if start >= end:
+        raise ValueError(f"empty window: start {start} is not before end {end}")
+    return start, end
+
+
+def _check(row) -> CheckResult:
+    return CheckResult(subscription_id=row[0], time=row[1], status=Status(row[2]),
+                       latency_ms=row[3], http_status=row[4], error_code=row[5],
+                       error_message=row[6], timings=row[7] or {}, response_snippet=row[8],
+                       cert_days_left=row[9])
+
+
+# --------------------------------------------------------------------------- sync API
+def summary(conn: psycopg.Connection, subscription_ids: Sequence[uuid.UUID | str] | None = None,
+            window: timedelta | None = None, *, start: datetime | None = None,
+            end: datetime | None = None,
+            percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> dict[uuid.UUID, WindowStats]:
+    """Stats per subscription over [start, end) (default: the last 30 days).
+
+    `subscription_ids=None` means every subscription with checks in the window; ids without
+    checks are returned with zero counts."""
+    start, end = _bounds(window, start, end)
+    wm_row = conn.execute(WATERMARK_SQL).fetchone()
+    rows = conn.execute(WINDOW_SQL, _window_params(subscription_ids, start, end,
+                                                   wm_row[0] if wm_row else None)).fetchall()
+    out = {r[0]: _stats(r, start, end, percentiles) for r in rows}
+    for sid in _ids(subscription_ids) or ():
+        out.setdefault(sid, _stats((sid, *[None] * 10), start, end, percentiles))
+    return out
+
+
+def subscription_stats(conn: psycopg.Connection, subscription_id: uuid.UUID | str,
+                       window: timedelta | None = None, *, start: datetime | None = None,
+                       end: datetime | None = None,
+                       percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> WindowStats:
+    """Uptime %, counts, avg/min/max and percentile latency of one subscription."""
+    sid = _ids([subscription_id])[0]
+    return summary(conn, [sid], window, start=start, end=end, percentiles=percentiles)[sid]
+
+
+def daily_uptime(conn: psycopg.Connection, subscription_id: uuid.UUID | str, days: int = 90,
+                 end: datetime | None = None) -> list[DayUptime]:
+    """One entry per UTC day, oldest first, the last being today (partial); days without
+    checks have total 0 (status-page bars)."""
+    end = (end or datetime.now(UTC)).astimezone(UTC)
+    first = end.date() - timedelta(days=days - 1)
+    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    wm_row = conn.execute(WATERMARK_SQL).fetchone()
+    wm = min(wm_row[0], end) if wm_row else start
+    wm = max(wm, start)
+    split = _floor(wm, DAY)
+    rows = conn.execute(DAILY_SQL, {"id": _ids([subscription_id])[0], "start": start,
+                                    "split": split, "wm": wm, "end": end}).fetchall()
+    found = {r[0]: DayUptime(r[0], int(r[1]), int(r[2])) for r in rows}
+    return [found.get(first + timedelta(days=i), DayUptime(first + timedelta(days=i), 0, 0))
+            for i in range(days)]
+
+
+def recent_checks(conn: psycopg.Connection, subscription_id: uuid.UUID | str, limit: int = 50,
+                  before: datetime | None = None,
+                  since: datetime | None = None) -> list[CheckResult]:
+    """Newest first. Keyset pagination: pass the last row's `time` as `before` for the next
+    page. `since` bounds the scan (default 90 days) so an idle monitor stays cheap."""
+    since = since or datetime.now(UTC) - timedelta(days=90)
+    rows = conn.execute(RECENT_SQL, {"id": _ids([subscription_id])[0], "before": before,
+                                     "since": since, "limit": limit}).fetchall()
+    return [_check(r) for r in rows]
+
+
+def latest_checks(conn: psycopg.Connection, subscription_ids: Sequence[uuid.UUID | str],
+                  since: datetime | None = None) -> dict[uuid.UUID, CheckResult]:
+    """The newest check of each subscription (within `since`, default 1 day)."""
+    since = since or datetime.now(UTC) - DAY
+    rows = conn.execute(LATEST_SQL, {"ids": _ids(subscription_ids), "since": since}).fetchall()
+    return {r[0]: _check(r) for r in rows}
+
+
+# --------------------------------------------------------------------------- async twins
+async def summary_async(aconn: psycopg.AsyncConnection,
+                        subscription_ids: Sequence[uuid.UUID | str] | None = None,
+                        window: timedelta | None = None, *, start: datetime | None = None,
+                        end: datetime | None = None,
+                        percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+                        ) -> dict[uuid.UUID, WindowStats]:
+    start, end = _bounds(window, start, end)
+    wm_row = await (await aconn.execute(WATERMARK_SQL)).fetchone()
+    cur = await aconn.execute(WINDOW_SQL, _window_params(subscription_ids, start, end,
+                                                         wm_row[0] if wm_row else None))
+    out = {r[0]: _stats(r, start, end, percentiles) for r in await cur.fetchall()}
+    for sid in _ids(subscription_ids) or ():
+        out.setdefault(sid, _stats((sid, *[None] * 10), start, end, percentiles))
+    return out
+
+
+async def subscription_stats_async(aconn: psycopg.AsyncConnection,
+                                   subscription_id: uuid.UUID | str,
+                                   window: timedelta | None = None, *,
+                                   start: datetime | None = None, end: datetime | None = None,
+                                   percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+                                   ) -> WindowStats:
+    sid = _ids([subscription_id])[0]
+    res = await summary_async(aconn, [sid], window, start=start, end=end,
+                              percentiles=percentiles)
+    return res[sid]
+
+
+async def daily_uptime_async(aconn: psycopg.AsyncConnection, subscription_id: uuid.UUID | str,
+                             days: int = 90, end: datetime | None = None) -> list[DayUptime]:
+    end = (end or datetime.now(UTC)).astimezone(UTC)
+    first = end.date() - timedelta(days=days - 1)
+    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    wm_row = await (await aconn.execute(WATERMARK_SQL)).fetchone()
+    wm = max(min(wm_row[0], end) if wm_row else start, start)
+    cur = await aconn.execute(DAILY_SQL, {"id": _ids([subscription_id])[0], "start": start,
+                                          "split": _floor(wm, DAY), "wm": wm, "end": end})
+    found = {r[0]: DayUptime(r[0], int(r[1]), int(r[2])) for r in await cur.fetchall()}
+    return [found.get(first + timedelta(days=i), DayUptime(first + timedelta(days=i), 0, 0))
+            for i in range(days)]
+
+
+async def recent_checks_async(aconn: psycopg.AsyncConnection, subscription_id: uuid.UUID | str,
+                              limit: int = 50, before: datetime | None = None,
+                              since: datetime | None = None) -> list[CheckResult]:
+    since = since or datetime.now(UTC) - timedelta(days=90)
+    cur = await aconn.execute(RECENT_SQL, {"id": _ids([subscription_id])[0], "before": before,
+                                           "since": since, "limit": limit})
+    return [_check(r) for r in await cur.fetchall()]
+
+
+async def latest_checks_async(aconn: psycopg.AsyncConnection,
+                              subscription_ids: Sequence[uuid.UUID | str],
+                              since: datetime | None = None) -> dict[uuid.UUID, CheckResult]:
+    since = since or datetime.now(UTC) - DAY
+    cur = await aconn.execute(LATEST_SQL, {"ids": _ids(subscription_ids), "since": since})
+    return {r[0]: _check(r) for r in await cur.fetchall()}

@@ -1,0 +1,56 @@
+"""Structured logging: one line per event, `key=value` (default) or JSON.
+
+Call sites pass fields through `extra={"kv": {...}}` or use `event(log, "name", k=v)`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+
+def _fmt_value(v: Any) -> str:
+    s = str(v)
+    if s == "" or any(c in s for c in ' "=\n\t'):
+        return json.dumps(s)
+    return s
+
+
+class KeyValueFormatter(logging.Formatter):
+    def __init__(self, as_json: bool = False) -> None:
+        super().__init__()
+        self.as_json = as_json
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields.update(getattr(record, "kv", {}) or {})
+        if record.exc_info:
+            fields["exc"] = self.formatException(record.exc_info)
+        if self.as_json:
+            return json.dumps(fields, default=str)
+        return " ".join(f"{k}={_fmt_value(v)}" for k, v in fields.items())
+
+
+def setup(level: str = "INFO", fmt: str = "kv") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(KeyValueFormatter(as_json=fmt == "json"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore", "mail.log", "psycopg.pool"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def event(log: logging.Logger, msg: str, level: int = logging.INFO, **kv: Any) -> None:
+    """Logs `msg` with structured fields."""
+    if log.isEnabledFor(level):
+        log.log(level, msg, extra={"kv": kv})

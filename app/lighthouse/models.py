@@ -1,0 +1,47 @@
+"""Data shared by checks, scheduler, storage and alerting.
+
+One CheckResult becomes one check_history row (see sql/); keep the two in step.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class Status(enum.StrEnum):
+    """Mirrors the `check_status` SQL enum."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"  # target answered, but not as expected (status code, assertion, latency)
+    TIMEOUT = "timeout"
+    ERROR = "error"  # could not talk to the target (dns, refused, tls, protocol, ssrf)
+
+
+@dataclass(slots=True)
+class Monitor:
+    """An active subscription as the scheduler sees it."""
+
+    id: uuid.UUID
+    name: str
+    type: str  # monitor_type enum: "http" | "tcp" | "tls" (+ seed types not probed here)
+    config: dict[str, Any]  # subscriptions.target_config
+    interval_s: int
+
+
+@dataclass(slots=True)
+class CheckResult:
+    subscription_id: uuid.UUID
+    time: datetime  # UTC, when the check started
+    status: Status
+    latency_ms: int | None = None
+    http_status: int | None = None
+    error_code: str | None = None  # dns, refused, tls, status, assertion, timeout, ssrf...
+    error_message: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # dns/connect/tls/ttfb/total ms
+    response_snippet: str | None = None  # at most 1 KiB
+    cert_days_left: int | None = None  # TLS checks
+    alert_triggered: bool = False  # set by alerting before the row is written

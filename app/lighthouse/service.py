@@ -1,0 +1,205 @@
+"""The prober service (`lighthouse run`): wires scheduler, checks, storage, alerting and web.
+
+Start-up: optional migration (database.apply_migrations), then `ensure_schema` (refuses a newer
+schema, waits for an older one), then the monitors are loaded and the scheduler starts.
+SIGTERM/SIGINT: stop dispatching, give in-flight checks `scheduler.shutdown_grace_s` to finish
+(the rest are recorded with error_code "shutdown"), give alert deliveries the same grace, flush
+results to the database (or the spool if it is down), then exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import signal
+import time
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from lighthouse.alerting.dispatch import AlertDispatcher
+from lighthouse.alerting.state import AlertPolicy
+from lighthouse.checks import CheckContext, run_check
+from lighthouse.config import Config
+from lighthouse.logs import event
+from lighthouse.metrics import Metrics
+from lighthouse.models import CheckResult, Monitor
+from lighthouse.scheduler import CheckFn, Scheduler
+from lighthouse.source import MonitorSource
+from lighthouse.storage import ResultWriter
+from lighthouse.web.server import WebApp
+
+log = logging.getLogger("lighthouse.service")
+
+STALL_S = 10.0  # dispatcher silent this long = the scheduler is stuck
+
+
+class Prober:
+    def __init__(self, cfg: Config, check: CheckFn | None = None) -> None:
+        self.cfg = cfg
+        dsn = cfg.database.dsn
+        self.metrics = Metrics()
+        self.ctx = CheckContext.create(
+            allow_cidrs=cfg.checks.ssrf_allow, max_body_bytes=cfg.checks.max_body_bytes,
+            default_timeout_s=cfg.checks.default_timeout_s, user_agent=cfg.checks.user_agent)
+        self.check: CheckFn = check or (lambda m: run_check(m, self.ctx))
+        self.writer = ResultWriter(dsn, cfg.storage, self.metrics,
+                                   connect_timeout_s=cfg.database.connect_timeout_s)
+        self.policy = AlertPolicy(cfg.alerting)
+        self.scheduler = Scheduler(
+            self.check, self.on_result, max_concurrency=cfg.scheduler.max_concurrency,
+            max_queue=cfg.scheduler.max_queue, metrics=self.metrics,
+            check_timeout_s=self._hard_deadline)
+        self.scheduler.on_remove = self.policy.forget  # paused/deleted: no stale alert state
+        self.source = MonitorSource(dsn, self.scheduler, poll_s=cfg.scheduler.reload_poll_s,
+                                    connect_timeout_s=cfg.database.connect_timeout_s)
+        timeout = cfg.database.connect_timeout_s
+        conn_kwargs = {"autocommit": True, "connect_timeout": max(1, int(timeout)),
+                       "application_name": "lighthouse-prober"}
+        self.apool = AsyncConnectionPool(dsn, min_size=0, max_size=cfg.database.pool_max,
+                                         open=False, timeout=timeout, kwargs=conn_kwargs)
+        self.pool = ConnectionPool(dsn, min_size=0, max_size=cfg.database.pool_max,
+                                   open=False, timeout=timeout, kwargs=conn_kwargs)
+        self.dispatcher = AlertDispatcher(cfg.alerting, self.apool, self.ctx.ssrf, self.metrics)
+        self.web = WebApp(metrics=self.metrics, health=self.health, pool=self.pool,
+                          title=cfg.http.title, days=cfg.http.status_days,
+                          max_monitors=cfg.http.status_max_monitors,
+                          live_states=self.live_states)
+        self.http_port: int | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._started = False
+
+    def _hard_deadline(self, monitor: Monitor) -> float:
+        t = monitor.config.get("timeout_s") or self.cfg.checks.default_timeout_s
+        try:
+            return float(t) + 5.0
+        except (TypeError, ValueError):
+            return self.cfg.checks.default_timeout_s + 5.0
+
+    # -- the result path ---------------------------------------------------------------
+    def on_result(self, monitor: Monitor, result: CheckResult) -> None:
+        if self.cfg.alerting.enabled:
+            alerts = self.policy.observe(monitor, result)
+            if alerts:
+                result.alert_triggered = True
+                for alert in alerts:
+                    self.dispatcher.submit(alert)
+        self.writer.submit(result)
+
+    def live_states(self) -> dict[str, str]:
+        return {str(mid): str(s.health) for mid, s in list(self.policy.states.items())}
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        from lighthouse.db.migrate import ensure_schema, migrate
+
+        dsn = self.cfg.database.dsn
+        if self.cfg.database.apply_migrations:
+            await asyncio.to_thread(migrate, dsn)
+        status = await asyncio.to_thread(ensure_schema, dsn, self.cfg.database.schema_wait_s)
+        event(log, "schema ok", version=status.current_version)
+        await self.apool.open(wait=False)
+        self.pool.open(wait=False)
+        self._tasks.append(asyncio.create_task(self.writer.run(), name="lh-writer"))
+        try:
+            await self.source.initial_load()
+        except Exception as exc:  # the source loop keeps retrying
+            event(log, "initial monitor load failed", logging.WARNING, error=type(exc).__name__)
+        # What start-up loaded (monitors, modules) lives as long as the process: freezing it
+        # keeps full GC collections from re-scanning ~50,000 monitor configs (stalls of
+        # 100s of ms in the capacity bench).
+        gc.freeze()
+        self.scheduler.start()
+        self._tasks.append(asyncio.create_task(self.source.run(), name="lh-source"))
+        if self.cfg.database.maintenance_interval_s > 0:
+            self._tasks.append(asyncio.create_task(self._maintenance(), name="lh-maint"))
+        if self.cfg.http.enabled:
+            self.http_port = self.web.start(self.cfg.http.listen, self.cfg.http.port)
+        self._started = True
+        event(log, "prober started", monitors=self.scheduler.monitor_count,
+              concurrency=self.cfg.scheduler.max_concurrency, http_port=self.http_port)
+
+    async def _maintenance(self) -> None:
+        from lighthouse.db.maintenance import run_maintenance
+
+        while True:
+            try:
+                await asyncio.to_thread(run_maintenance, self.cfg.database.dsn)
+            except Exception as exc:
+                event(log, "maintenance failed", logging.WARNING, error=type(exc).__name__,
+                      detail=str(exc).splitlines()[0] if str(exc) else "")
+            await asyncio.sleep(self.cfg.database.maintenance_interval_s)
+
+    async def stop(self) -> dict[str, Any]:
+        grace = self.cfg.scheduler.shutdown_grace_s
+        self.source.stop()
+        for task in self._tasks:
+            if task.get_name() in ("lh-source", "lh-maint"):
+                task.cancel()
+        summary = await self.scheduler.stop(grace)
+        await self.dispatcher.close(grace)
+        await self.writer.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        self.web.stop()
+        await self.apool.close()
+        self.pool.close()
+        await self.ctx.aclose()
+        out = {**summary, "written": self.writer.stats.inserted,
+               "spooled": self.writer.stats.spooled, "spool_rows": self.writer.spool.rows,
+               "spool_lost": self.writer.spool.lost}
+        event(log, "prober stopped", **out)
+        return out
+
+    # -- introspection -----------------------------------------------------------------
+    def _db_ping(self) -> bool:
+        try:
+            with self.pool.connection(timeout=2.0) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except Exception:
+            return False
+
+    def health(self) -> dict[str, Any]:
+        s = self.scheduler
+        tick_age = None if s.last_tick is None else round(time.monotonic() - s.last_tick, 3)
+        p99 = s.lateness.quantile(0.99)
+        db = self._db_ping()
+        scheduler_ok = s.running and tick_age is not None and tick_age < STALL_S
+        status = "failing" if not scheduler_ok else ("ok" if db and self.source.listening
+                                                     else "degraded")
+        w = self.writer
+        return {
+            "status": status,
+            "database": {"reachable": db, "last_write_ok": w.db_ok,
+                         "listening": self.source.listening},
+            "scheduler": {"running": s.running, "monitors": s.monitor_count,
+                          "queue_depth": s.queue_depth, "in_flight": s.in_flight,
+                          "last_tick_age_s": tick_age, "checks_completed": s.completed,
+                          "lateness_p99_s": None if p99 is None else round(p99, 4),
+                          "skipped": dict(s.skipped)},
+            "storage": {"buffered": w.buffered, "inserted": w.stats.inserted,
+                        "spool_rows": w.spool.rows, "spool_bytes": w.spool.size_bytes,
+                        "spool_lost": w.spool.lost},
+            "alerts": {"pending": self.dispatcher.pending, "sent": self.dispatcher.sent,
+                       "failed": self.dispatcher.failed},
+        }
+
+
+async def serve(cfg: Config, check: CheckFn | None = None,
+                stop_event: asyncio.Event | None = None) -> dict[str, Any]:
+    """Runs until SIGTERM/SIGINT (or stop_event); returns the shutdown summary."""
+    stop = stop_event or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    prober = Prober(cfg, check)
+    await prober.start()
+    await stop.wait()
+    event(log, "shutdown requested")
+    return await prober.stop()

@@ -1,0 +1,174 @@
+"""Where the scheduler's monitors come from: active subscriptions, kept current without restart.
+
+LISTEN on `lighthouse_subscriptions` (a trigger NOTIFYs every insert/update/delete with the id):
+each notification reloads that one subscription. A full reload every `reload_poll_s` catches
+anything missed (notifications are lost while the connection is down). If the database is down
+the scheduler keeps running the monitors it has and the source reconnects with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+import psycopg
+
+from lighthouse.logs import event
+from lighthouse.metrics import Metrics
+from lighthouse.models import Monitor
+from lighthouse.scheduler import Scheduler
+
+log = logging.getLogger("lighthouse.source")
+
+CHANNEL = "lighthouse_subscriptions"
+PROBED_TYPES = ("http", "tcp", "tls")
+STARTUP_MARGIN_S = 2.0
+CHUNK = 1000  # rows decoded between event-loop yields
+_WHERE = """
+ WHERE status = 'active'
+   AND target_type::text = ANY(%(types)s)
+   AND (expires_at IS NULL OR expires_at > now())
+"""
+_COLS = "id, name, target_type::text, target_config, check_interval_seconds, updated_at"
+LOAD_ALL_SQL = f"SELECT {_COLS} FROM subscriptions {_WHERE}"
+LOAD_IDS_SQL = f"SELECT {_COLS} FROM subscriptions {_WHERE} AND id = ANY(%(ids)s)"
+# The periodic poll reads only (id, updated_at) and fetches full rows for what changed:
+# decoding 50,000 configs a minute would cost CPU and stall due checks.
+VERSIONS_SQL = f"SELECT id, updated_at FROM subscriptions {_WHERE}"
+
+
+def monitor_from_row(row: tuple[Any, ...]) -> Monitor:
+    mid, name, typ, config, interval = row[:5]
+    return Monitor(id=mid, name=name, type=typ, config=dict(config or {}), interval_s=interval)
+
+
+def load_active(conn: psycopg.Connection) -> list[Monitor]:
+    """All active, probe-able monitors (sync; CLI, status page and tests)."""
+    return [monitor_from_row(r) for r in conn.execute(LOAD_ALL_SQL, {"types": list(PROBED_TYPES)})]
+
+
+class MonitorSource:
+    def __init__(self, dsn: str, scheduler: Scheduler, *, poll_s: float = 60.0,
+                 connect_timeout_s: float = 5.0, metrics: Metrics | None = None) -> None:
+        self.dsn = dsn
+        self.scheduler = scheduler
+        self.poll_s = poll_s
+        self.connect_timeout_s = connect_timeout_s
+        self.metrics = metrics or scheduler.metrics
+        self.listening = False
+        self.last_reload: float | None = None  # monotonic
+        self.notifications = 0
+        self._versions: dict[uuid.UUID, Any] = {}  # id -> updated_at last loaded
+        self._stopping = False
+
+    async def _connect(self) -> psycopg.AsyncConnection:
+        return await psycopg.AsyncConnection.connect(
+            self.dsn, autocommit=True, connect_timeout=max(1, int(self.connect_timeout_s)),
+            application_name="lighthouse-source")
+
+    async def _apply(self, conn: psycopg.AsyncConnection, ids: list[uuid.UUID], *,
+                     run_new_now: bool, not_before: float = 0.0) -> int:
+        """Fetches these subscriptions and upserts the active ones (chunked, yielding)."""
+        n = 0
+        for i in range(0, len(ids), CHUNK):
+            cur = await conn.execute(LOAD_IDS_SQL, {"types": list(PROBED_TYPES),
+                                                    "ids": ids[i:i + CHUNK]})
+            for row in await cur.fetchall():
+                self.scheduler.upsert(monitor_from_row(row), run_now=run_new_now,
+                                      not_before=not_before)
+                self._versions[row[0]] = row[5]
+                n += 1
+            await asyncio.sleep(0)
+        return n
+
+    async def _versions_now(self, conn: psycopg.AsyncConnection) -> dict[uuid.UUID, Any]:
+        cur = await conn.execute(VERSIONS_SQL, {"types": list(PROBED_TYPES)})
+        out: dict[uuid.UUID, Any] = {}
+        while rows := await cur.fetchmany(CHUNK * 5):
+            out.update(rows)
+            await asyncio.sleep(0)
+        return out
+
+    async def sync(self, conn: psycopg.AsyncConnection, trigger: str, *,
+                   run_new_now: bool = True, not_before: float = 0.0) -> dict[str, int]:
+        """Makes the scheduler match the database: removes what is gone or inactive, loads
+        what is new or changed since it was last read (by updated_at)."""
+        current = await self._versions_now(conn)
+        removed = [mid for mid in self.scheduler.ids() if mid not in current]
+        for mid in removed:
+            self.scheduler.remove(mid)
+            self._versions.pop(mid, None)
+        stale = [mid for mid, v in current.items()
+                 if self._versions.get(mid) != v or not self.scheduler.has(mid)]
+        loaded = await self._apply(conn, stale, run_new_now=run_new_now, not_before=not_before)
+        self.last_reload = time.monotonic()
+        self.metrics.reloads.labels(trigger).inc()
+        diff = {"loaded": loaded, "removed": len(removed)}
+        if loaded or removed:
+            event(log, "monitors reloaded", trigger=trigger, total=len(current), **diff)
+        return diff
+
+    async def initial_load(self) -> int:
+        """Loads every active monitor before the scheduler starts. First slots start
+        STARTUP_MARGIN_S from now, so what start-up still has to do cannot make them late."""
+        async with await self._connect() as conn:
+            await self.sync(conn, "initial", run_new_now=False,
+                            not_before=self.scheduler.clock() + STARTUP_MARGIN_S)
+        return self.scheduler.monitor_count
+
+    async def full_reload(self, conn: psycopg.AsyncConnection, trigger: str) -> None:
+        await self.sync(conn, trigger)
+
+    async def reload_one(self, conn: psycopg.AsyncConnection, monitor_id: uuid.UUID) -> None:
+        self.metrics.reloads.labels("notify").inc()
+        if await self._apply(conn, [monitor_id], run_new_now=True) == 0:
+            self._versions.pop(monitor_id, None)
+            if self.scheduler.remove(monitor_id):
+                event(log, "monitor removed", monitor=monitor_id)
+        else:
+            event(log, "monitor updated", monitor=monitor_id)
+
+    async def run(self) -> None:
+        """LISTEN loop with poll fallback; returns when stop() is called."""
+        backoff = 1.0
+        while not self._stopping:
+            try:
+                async with await self._connect() as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self.listening = True
+                    backoff = 1.0
+                    # Changes made while not listening are caught by this reload; right after
+                    # the initial load it would only repeat it.
+                    if self.last_reload is None or time.monotonic() - self.last_reload > 5:
+                        await self.full_reload(conn, "connect")
+                    while not self._stopping:
+                        ids: set[uuid.UUID] = set()
+                        wait = max(0.0, min(1.0, self.poll_s - (time.monotonic()
+                                                                 - (self.last_reload or 0))))
+                        async for note in conn.notifies(timeout=wait, stop_after=1000):
+                            self.notifications += 1
+                            try:
+                                ids.add(uuid.UUID(json.loads(note.payload)["id"]))
+                            except (ValueError, KeyError, TypeError):
+                                event(log, "bad notification ignored", logging.WARNING,
+                                      payload=note.payload[:200])
+                        for mid in ids:
+                            await self.reload_one(conn, mid)
+                        if time.monotonic() - (self.last_reload or 0) >= self.poll_s:
+                            await self.full_reload(conn, "poll")
+            except (psycopg.Error, OSError) as exc:
+                self.listening = False
+                if self._stopping:
+                    break
+                event(log, "monitor source disconnected; retrying", logging.WARNING,
+                      error=type(exc).__name__, retry_in_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+        self.listening = False
+
+    def stop(self) -> None:
+        self._stopping = True

@@ -1,0 +1,1 @@
+"""HTTP side of the prober: /health, /metrics and the server-rendered status page."""

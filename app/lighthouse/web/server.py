@@ -1,0 +1,115 @@
+"""The prober's HTTP server: `/health`, `/metrics`, `/` (status page).
+
+A stdlib ThreadingHTTPServer in its own thread: the three endpoints are cheap and rare, and a
+thread keeps them answering even when the event loop is busy with checks. Database reads for
+the status page use a small synchronous connection pool; the page is cached for a few seconds
+so a burst of visitors costs one set of queries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from psycopg_pool import ConnectionPool
+
+from lighthouse.logs import event
+from lighthouse.metrics import Metrics
+from lighthouse.web import statuspage
+
+log = logging.getLogger("lighthouse.web")
+
+PAGE_CACHE_S = 5.0
+
+
+class WebApp:
+    def __init__(self, *, metrics: Metrics, health: Callable[[], dict[str, Any]],
+                 pool: ConnectionPool | None, title: str = "Lighthouse status",
+                 days: int = 90, max_monitors: int = 200,
+                 live_states: Callable[[], dict[str, str]] | None = None) -> None:
+        self.metrics = metrics
+        self.health = health
+        self.pool = pool
+        self.title = title
+        self.days = days
+        self.max_monitors = max_monitors
+        self.live_states = live_states or dict
+        self._page: tuple[float, bytes] | None = None
+        self._page_lock = threading.Lock()
+        self.httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def status_page(self) -> bytes:
+        with self._page_lock:
+            if self._page and time.monotonic() - self._page[0] < PAGE_CACHE_S:
+                return self._page[1]
+            if self.pool is None:
+                raise RuntimeError("no database pool")
+            with self.pool.connection() as conn:
+                views, total = statuspage.collect(conn, self.days, self.live_states(),
+                                                  self.max_monitors)
+            body = statuspage.render(views, self.title, self.days, total=total).encode()
+            self._page = (time.monotonic(), body)
+            return body
+
+    def start(self, host: str, port: int) -> int:
+        app = self
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "lighthouse"
+            sys_version = ""
+
+            def log_message(self, fmt: str, *args: Any) -> None:  # quiet; errors logged below
+                return
+
+            def _send(self, code: int, body: bytes, ctype: str) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def do_HEAD(self) -> None:  # noqa: N802 - stdlib naming
+                self.do_GET()
+
+            def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+                path = self.path.split("?", 1)[0]
+                try:
+                    if path == "/health":
+                        h = app.health()
+                        code = 200 if h.get("status") in ("ok", "degraded") else 503
+                        self._send(code, json.dumps(h, default=str, indent=1).encode(),
+                                   "application/json")
+                    elif path == "/metrics":
+                        self._send(200, app.metrics.render(), app.metrics.content_type)
+                    elif path in ("/", "/status"):
+                        self._send(200, app.status_page(), "text/html; charset=utf-8")
+                    else:
+                        self._send(404, b"not found\n", "text/plain")
+                except Exception as exc:
+                    event(log, "request failed", logging.ERROR, path=path,
+                          error=type(exc).__name__, detail=str(exc)[:200])
+                    self._send(503, f"unavailable: {type(exc).__name__}\n".encode(),
+                               "text/plain")
+
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="lh-web",
+                                        daemon=True)
+        self._thread.start()
+        bound = self.httpd.server_address[1]
+        event(log, "http server listening", host=host, port=bound)
+        return int(bound)
+
+    def stop(self) -> None:
+        if self.httpd is not None:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.httpd = None

@@ -1,0 +1,39 @@
+"""invoke tasks: cost (see tasks.py) — reports over infra.cost and infra/prices.json."""
+
+from __future__ import annotations
+
+import sys
+
+from invoke import task
+
+
+@task(help={"stack": "stack whose Pulumi.<stack>.yaml to price (dev|prod)",
+            "json": "print JSON instead of the table"})
+def estimate(c, stack="prod", json=False):
+    """Monthly and yearly cost of a Pulumi stack.
+
+    Line by line from infra.cost and the dated infra/prices.json.
+    """
+    from lighthouse_ops.cost import CostError, estimate_report
+
+    try:
+        report = estimate_report(stack)
+    except CostError as exc:
+        sys.exit(f"cost.estimate: {exc}")
+    print(report.json() if json else report.text())
+
+
+@task(help={"years": "years of the seed's growth path to compare (1-3)",
+            "json": "print JSON instead of the table"})
+def compare(c, years=3, json=False):
+    """EC2 on-demand vs spot vs RDS, by year.
+
+    Over the seed's growth path, with savings against RDS.
+    """
+    from lighthouse_ops.cost import CostError, compare_report
+
+    try:
+        report = compare_report(int(years))
+    except (CostError, ValueError) as exc:
+        sys.exit(f"cost.compare: {exc}")
+    print(report.json() if json else report.text())

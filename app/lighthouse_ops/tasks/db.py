@@ -1,0 +1,128 @@
+"""invoke tasks: db (see tasks.py).
+
+The DSN comes from --dsn, else $LIGHTHOUSE_DATABASE__DSN, else $DATABASE_URL.
+Task bodies only parse arguments and print; the work is in lighthouse.db.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from invoke import task
+
+DSN_ENV = ("LIGHTHOUSE_DATABASE__DSN", "DATABASE_URL")
+
+
+def resolve_dsn(dsn: str | None) -> str:
+    if dsn:
+        return dsn
+    for name in DSN_ENV:
+        if os.environ.get(name):
+            return os.environ[name]
+    sys.exit(f"no database: pass --dsn or set {' or '.join(DSN_ENV)}")
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+@task(help={"dsn": "PostgreSQL DSN (default: $LIGHTHOUSE_DATABASE__DSN or $DATABASE_URL)",
+            "dry_run": "print the SQL that would run, change nothing",
+            "capability": "force timescale|apache|vanilla for a new schema (default: detect)"})
+def migrate(c, dsn=None, dry_run=False, capability=None):
+    """Apply pending schema migrations (advisory-locked, checksummed, one transaction each)."""
+    from lighthouse.db import DatabaseError
+    from lighthouse.db.migrate import migrate as run_migrate
+
+    _logging()
+    try:
+        done = run_migrate(resolve_dsn(dsn), dry_run=dry_run, capability=capability)
+    except DatabaseError as e:
+        sys.exit(f"db.migrate: {e}")
+    verb = "would apply" if dry_run else "applied"
+    print(f"{verb} {len(done)} migration(s): {', '.join(m.label for m in done) or '-'}")
+
+
+@task(help={"dsn": "PostgreSQL DSN (default: $LIGHTHOUSE_DATABASE__DSN or $DATABASE_URL)"})
+def status(c, dsn=None):
+    """Show schema version, capability level, pending migrations and maintenance state."""
+    from lighthouse.db import DatabaseError
+    from lighthouse.db.maintenance import describe
+
+    try:
+        for key, value in describe(resolve_dsn(dsn)).items():
+            print(f"{key:24} {value}")
+    except DatabaseError as e:
+        sys.exit(f"db.status: {e}")
+
+
+@task(help={"dsn": "PostgreSQL DSN (default: $LIGHTHOUSE_DATABASE__DSN or $DATABASE_URL)",
+            "dry_run": "show what retention would drop, change nothing"})
+def maintain(c, dsn=None, dry_run=False):
+    """Partitions ahead, retention (drop_chunks / old partitions), rollup refresh."""
+    from lighthouse.db import DatabaseError
+    from lighthouse.db.maintenance import run_maintenance
+
+    _logging()
+    try:
+        report = run_maintenance(resolve_dsn(dsn), dry_run=dry_run)
+    except DatabaseError as e:
+        sys.exit(f"db.maintain: {e}")
+    for key, value in report.items():
+        print(f"{key:24} {value}")
+
+
+# -- runbooks engineer: db.tune and db.diagnose go below this line --
+
+
+@task(help={"dsn": "PostgreSQL DSN of a superuser (default: $LIGHTHOUSE_DATABASE__DSN)",
+            "ram": "host RAM, e.g. 2GB (default: read from the database host's /proc)",
+            "cpus": "host CPUs (default: read from the database host)",
+            "max_connections": "max_connections to set (default 100)",
+            "dry_run": "show current vs wanted, change nothing",
+            "yes": "do not ask for confirmation"})
+def tune(c, dsn=None, ram=None, cpus=None, max_connections=100, dry_run=False, yes=False):
+    """Runbook 3 settings from the host's RAM/CPU via ALTER SYSTEM; says reload vs restart."""
+    import psycopg
+
+    from lighthouse_ops.backup.plan import Aborted, Plan
+    from lighthouse_ops.dbops import tune as t
+
+    dsn = resolve_dsn(dsn)
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            facts = t.host_facts(conn) if ram is None or cpus is None else None
+            host = t.HostFacts(
+                int(t.to_base(ram, None)) if ram else facts.ram_bytes,
+                int(cpus) if cpus else facts.cpus)
+            changes = t.plan_changes(conn, t.recommend(host, max_connections=int(max_connections)))
+        todo = [x for x in changes if x.state == "planned"]
+        plan = Plan(f"ALTER SYSTEM for {len(todo)} setting(s), then pg_reload_conf()")
+        for x in todo:
+            plan.add(f"{x.name}: {x.current} -> {x.wanted} "
+                     f"({'needs restart' if x.needs_restart else 'reload'})")
+        print(t.render(host, changes))
+        if todo and plan.approve(yes=yes, dry_run=dry_run):
+            t.apply_changes(dsn, changes)
+            print(t.render(host, changes))
+    except (Aborted, PermissionError, ValueError, psycopg.Error) as e:
+        sys.exit(f"db.tune: {e}")
+    if not todo:
+        print("db.tune: every setting already matches; nothing to do")
+
+
+@task(help={"dsn": "PostgreSQL DSN (default: $LIGHTHOUSE_DATABASE__DSN)",
+            "top": "rows per section (default 10)"})
+def diagnose(c, dsn=None, top=10):
+    """One report: rollup lag, slow statements, seq scans, compression, disk, connections, WAL."""
+    import psycopg
+
+    from lighthouse_ops.dbops.diagnose import diagnose as run_diagnose
+
+    try:
+        report = run_diagnose(resolve_dsn(dsn), top=int(top))
+    except psycopg.Error as e:
+        sys.exit(f"db.diagnose: cannot connect: {e}")
+    print(report.render())

@@ -1,0 +1,58 @@
+"""invoke tasks: local — the main job, the whole stack on local sandbox hosts (docs/ansible.md).
+
+    invoke local.up [--name NAME] [--quiet]     sandbox up -> site.yml -> demo monitors -> report
+    invoke local.status [--name NAME]           URLs and the uptime report of a running deploy
+    invoke local.down [--name NAME]             hosts, loop devices and state removed
+
+A second `local.up` is fast and changes nothing (cached release, site.yml changed=0).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from invoke import Exit, task
+
+from lighthouse_ops.deploy.ansible_run import PlaybookError
+from lighthouse_ops.sandbox import SandboxError
+
+
+def _setup_logging() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+
+@task(help={"name": "sandbox name (default local)",
+            "quiet": "do not stream ansible-playbook output"})
+def up(c, name="local", quiet=False):
+    """Deploy the whole stack to local sandbox hosts and print where it is."""
+    from lighthouse_ops.deploy.local import deploy_local
+
+    _setup_logging()
+    try:
+        _, report = deploy_local(name, echo=not quiet)
+    except (PlaybookError, SandboxError) as exc:
+        raise Exit(f"local.up failed: {exc}", code=1) from exc
+    print(report)
+
+
+@task(help={"name": "sandbox name (default local)"})
+def status(c, name="local"):
+    """Print the URLs and uptime report of a running local deployment."""
+    from lighthouse_ops.deploy.local import status_report
+
+    _setup_logging()
+    try:
+        print(status_report(name))
+    except SandboxError as exc:
+        raise Exit(f"local.status: {exc}", code=1) from exc
+
+
+@task(help={"name": "sandbox name (default local)"})
+def down(c, name="local"):
+    """Remove the local deployment: hosts, data volumes, state."""
+    from lighthouse_ops.deploy.local import teardown_local
+
+    _setup_logging()
+    teardown_local(name)
+    print(f"local deployment {name!r} removed")

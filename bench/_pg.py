@@ -1,0 +1,68 @@
+"""Shared by the db benchmarks: a throw-away PostgreSQL 15 unless --dsn is given."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+@contextlib.contextmanager
+def database(dsn: str | None, name: str) -> Iterator[str]:
+    """Yields a DSN: `dsn` as given, or a fresh database on a temporary local PG15
+    (fsync on, like production; destroyed afterwards)."""
+    if dsn:
+        yield dsn
+        return
+    from tests.support.pgserver import PgServer
+
+    server = PgServer.create(extra_conf={"fsync": "on", "shared_buffers": "'1GB'",
+                                         "max_wal_size": "'4GB'", "work_mem": "'32MB'",
+                                         "maintenance_work_mem": "'512MB'"})
+    try:
+        yield server.create_database(name)
+    finally:
+        server.destroy()
+
+
+SANDBOX_PASSWORD = "lh-bench-dbts"  # noqa: S105 - throw-away sandbox cluster
+
+
+@contextlib.contextmanager
+def sandbox_timescale(name: str = "bench-dbts", keep: bool = False) -> Iterator[str]:
+    """Yields a DSN to PostgreSQL 17 + TimescaleDB (Apache edition, Debian's packages) on a
+    one-host sandbox `name`, reached at the host's own address. Idempotent set-up."""
+    from lighthouse_ops.sandbox import Sandbox
+
+    sb = Sandbox(name)
+    sb.up(db=1, prober=0)
+    host = sb.host("db-1")
+    sb.ssh("db-1", f"""set -e
+export DEBIAN_FRONTEND=noninteractive
+dpkg -s postgresql-17-timescaledb >/dev/null 2>&1 || {{
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends postgresql-17 postgresql-17-timescaledb >/dev/null
+}}
+cat > /etc/postgresql/17/main/conf.d/lighthouse-bench.conf <<CONF
+listen_addresses = '*'
+shared_preload_libraries = 'timescaledb'
+shared_buffers = '1GB'
+max_wal_size = '4GB'
+work_mem = '32MB'
+maintenance_work_mem = '512MB'
+CONF
+grep -q '^host all all {host.controller_ip}/32' /etc/postgresql/17/main/pg_hba.conf ||
+  echo 'host all all {host.controller_ip}/32 scram-sha-256' >> /etc/postgresql/17/main/pg_hba.conf
+systemctl restart postgresql@17-main
+sudo -u postgres psql -Xqc "ALTER ROLE postgres PASSWORD '{SANDBOX_PASSWORD}'"
+sudo -u postgres psql -Xqc "DROP DATABASE IF EXISTS bench WITH (FORCE)" -c "CREATE DATABASE bench"
+""", timeout=900)
+    try:
+        yield f"postgresql://postgres:{SANDBOX_PASSWORD}@{host.ip}:5432/bench"
+    finally:
+        if not keep:
+            sb.down()

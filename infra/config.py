@@ -1,0 +1,421 @@
+"""Typed stack configuration for the Lighthouse Pulumi program.
+
+One frozen dataclass per concern, parsed from a stack's ``config:`` mapping (the keys of
+``Pulumi.<stack>.yaml``: ``aws:region`` and ``lighthouse:<section>`` objects). Every key is
+documented in docs/pulumi.md. Bad input raises :class:`ConfigError` naming the file and the
+key (``Pulumi.prod.yaml: lighthouse:database.dataVolume.sizeGb: ...``).
+
+No Pulumi import here: the cost runbooks read stack files with :func:`load_stack_file`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+NAMESPACE = "lighthouse"
+SECTIONS = ("network", "database", "probers", "backup", "monitoring", "cost")
+TOP_LEVEL_KEYS = ("deletionProtection", "tags", *SECTIONS)
+
+INTERFACE_ENDPOINT_SERVICES = (
+    "ssm", "ssmmessages", "ec2messages", "logs", "monitoring", "secretsmanager", "kms",
+)
+OS_CHOICES = ("debian-12", "ubuntu-24.04")
+_T4G = re.compile(r"^t4g\.(nano|micro|small|medium|large|xlarge|2xlarge)$")
+_WORLD = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+
+
+class ConfigError(ValueError):
+    """A stack config value is missing or invalid; the message names file and key."""
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    vpc_id: str | None = None
+    subnet_ids: tuple[str, ...] = ()
+    vpc_cidr: str = "10.40.0.0/16"
+    availability_zone: str | None = None
+    public_subnet: bool = True
+    interface_endpoints: tuple[str, ...] = ()
+
+    @property
+    def create_vpc(self) -> bool:
+        return self.vpc_id is None
+
+
+@dataclass(frozen=True)
+class DataVolumeConfig:
+    size_gb: int = 20
+    iops: int = 3000
+    throughput_mibps: int = 125
+    device_name: str = "/dev/sdf"
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    instance_type: str = "t4g.micro"
+    os: str = "debian-12"
+    spot: bool = False
+    spot_max_price: str | None = None
+    root_volume_gb: int = 8
+    data_volume: DataVolumeConfig = field(default_factory=DataVolumeConfig)
+    allowed_cidrs: tuple[str, ...] = ()
+    ssh_allowed_cidrs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProberConfig:
+    architecture: str = "A"  # A = co-located on the db host, B = separate instances
+    count: int = 1
+    instance_type: str = "t4g.micro"
+    spot: bool = False
+    http_port: int = 8080
+    http_allowed_cidrs: tuple[str, ...] = ()
+
+    @property
+    def instance_count(self) -> int:
+        """Separate prober instances to create (0 when co-located)."""
+        return self.count if self.architecture == "B" else 0
+
+
+@dataclass(frozen=True)
+class BackupConfig:
+    enabled: bool = True
+    schedule: str = "cron(0 2 * * ? *)"  # daily 02:00 UTC
+    daily_retention_days: int = 30
+    weekly: bool = False
+    weekly_schedule: str = "cron(0 3 ? * SUN *)"
+    weekly_retention_days: int = 90
+    copy_to_vault_arn: str | None = None
+    dump_expiration_days: int = 365
+    noncurrent_version_expiration_days: int = 30
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    alarms: bool = True
+    alarm_email: str | None = None
+    dashboard: bool = True
+    cpu_threshold_percent: float = 80.0
+    cpu_evaluation_periods: int = 3  # of 5 minutes: "sustained" = 15 min
+    disk_used_threshold_percent: float = 85.0
+    memory_used_threshold_percent: float = 90.0
+    data_mount_path: str = "/data"
+    data_fs_type: str = "ext4"
+
+
+@dataclass(frozen=True)
+class CostAssumptions:
+    """Usage figures the price list cannot know (see infra/cost.py)."""
+
+    snapshot_fraction: float = 0.10  # incremental snapshot GB as a share of the data volume
+    egress_gb_per_month: float = 1.0
+    logs_usd_per_month: float = 0.0
+    bucket_gb: float = 0.0
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    stack: str
+    region: str
+    deletion_protection: bool = False
+    tags: Mapping[str, str] = field(default_factory=dict)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    probers: ProberConfig = field(default_factory=ProberConfig)
+    backup: BackupConfig = field(default_factory=BackupConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    cost: CostAssumptions = field(default_factory=CostAssumptions)
+
+    @property
+    def name_prefix(self) -> str:
+        return f"lighthouse-{self.stack}"
+
+    @property
+    def backup_tag(self) -> tuple[str, str]:
+        """Tag (key, value) that AWS Backup selects resources by."""
+        return ("lighthouse:backup", self.name_prefix)
+
+    @property
+    def public_ip_count(self) -> int:
+        """Instances given a public IPv4 (all of them when placed in the public subnet)."""
+        return (1 + self.probers.instance_count) if self.network.public_subnet else 0
+
+    @property
+    def alarm_names(self) -> tuple[str, ...]:
+        """Logical names of the CloudWatch alarms the stack creates (cost model counts them)."""
+        if not self.monitoring.alarms:
+            return ()
+        names = ["db-cpu", "db-status", "db-disk", "db-memory"]
+        if self.backup.enabled:
+            names.append("backup-failed")
+        names += [f"prober-{i + 1}-status" for i in range(self.probers.instance_count)]
+        return tuple(names)
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Reads one config object, remembering the file and key path for error messages."""
+
+    def __init__(self, data: Any, source: str, path: str) -> None:
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: {path}: expected a mapping, got {type(data).__name__}")
+        self.data, self.source, self.path = data, source, path
+        self.used: set[str] = set()
+
+    def _key(self, key: str) -> str:
+        return f"{self.path}.{key}"
+
+    def fail(self, key: str, why: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {self._key(key)}: {why}")
+
+    def raw(self, key: str, default: Any) -> Any:
+        self.used.add(key)
+        value = self.data.get(key, default)
+        return default if value is None else value
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self.raw(key, default)
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            raise self.fail(key, f"expected true or false, got {value!r}")
+        return value
+
+    def int(self, key: str, default: int, lo: int, hi: int) -> int:
+        value = self.raw(key, default)
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise self.fail(key, f"expected an integer in [{lo}, {hi}], got {value!r}")
+        return value
+
+    def float(self, key: str, default: float, lo: float, hi: float) -> float:
+        value = self.raw(key, default)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise self.fail(key, f"expected a number in [{lo}, {hi}], got {value!r}") from None
+        if isinstance(value, bool) or not lo <= number <= hi:
+            raise self.fail(key, f"expected a number in [{lo}, {hi}], got {value!r}")
+        return number
+
+    def str(self, key: str, default: str | None, pattern: str | None = None,
+            choices: tuple[str, ...] | None = None) -> str | None:
+        value = self.raw(key, default)
+        if value is None or value == "":
+            return default if default != "" else None
+        if not isinstance(value, str):
+            raise self.fail(key, f"expected a string, got {value!r}")
+        if choices is not None and value not in choices:
+            raise self.fail(key, f"expected one of {', '.join(choices)}, got {value!r}")
+        if pattern is not None and not re.fullmatch(pattern, value):
+            raise self.fail(key, f"{value!r} does not match {pattern}")
+        return value
+
+    def str_list(self, key: str, item_pattern: str | None = None,
+                 choices: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        value = self.raw(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(key, f"expected a list of strings, got {value!r}")
+        for item in value:
+            if choices is not None and item not in choices:
+                raise self.fail(key, f"{item!r} is not one of {', '.join(choices)}")
+            if item_pattern is not None and not re.fullmatch(item_pattern, item):
+                raise self.fail(key, f"{item!r} does not match {item_pattern}")
+        return tuple(value)
+
+    def cidrs(self, key: str) -> tuple[str, ...]:
+        """CIDRs for an ingress rule; the whole internet is refused outright."""
+        out = []
+        for item in self.str_list(key):
+            try:
+                net = ipaddress.ip_network(item, strict=True)
+            except ValueError as exc:
+                raise self.fail(key, f"{item!r} is not a CIDR ({exc})") from None
+            if net in _WORLD:
+                raise self.fail(key, f"{item} would open the port to the whole internet")
+            out.append(str(net))
+        return tuple(out)
+
+    def section(self, key: str) -> _Reader:
+        self.used.add(key)
+        return _Reader(self.data.get(key), self.source, self._key(key))
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise ConfigError(f"{self.source}: {self.path}: unknown key(s) {', '.join(unknown)}")
+
+
+def _network(r: _Reader) -> NetworkConfig:
+    cfg = NetworkConfig(
+        vpc_id=r.str("vpcId", None, pattern=r"vpc-[0-9a-f]+"),
+        subnet_ids=r.str_list("subnetIds", item_pattern=r"subnet-[0-9a-f]+"),
+        vpc_cidr=r.str("vpcCidr", "10.40.0.0/16", pattern=r"\d+\.\d+\.0\.0/16") or "",
+        availability_zone=r.str("availabilityZone", None, pattern=r"[a-z]{2}-[a-z]+-\d[a-z]"),
+        public_subnet=r.bool("publicSubnet", True),
+        interface_endpoints=r.str_list("interfaceEndpoints", choices=INTERFACE_ENDPOINT_SERVICES),
+    )
+    r.done()
+    if cfg.vpc_id and not cfg.subnet_ids:
+        raise r.fail("subnetIds", "required when vpcId is set (the first hosts the database)")
+    if cfg.subnet_ids and not cfg.vpc_id:
+        raise r.fail("vpcId", "required when subnetIds is set")
+    return cfg
+
+
+def _database(r: _Reader) -> DatabaseConfig:
+    vol = r.section("dataVolume")
+    data_volume = DataVolumeConfig(
+        size_gb=vol.int("sizeGb", 20, 1, 16384),
+        iops=vol.int("iops", 3000, 3000, 16000),
+        throughput_mibps=vol.int("throughputMibps", 125, 125, 1000),
+        device_name=vol.str("deviceName", "/dev/sdf", pattern=r"/dev/sd[f-p]") or "/dev/sdf",
+    )
+    vol.done()
+    # gp3 allows at most 0.25 MiB/s of throughput per provisioned IOPS.
+    if data_volume.throughput_mibps > data_volume.iops / 4:
+        raise vol.fail("throughputMibps", f"gp3 allows at most iops/4 = {data_volume.iops // 4}")
+    cfg = DatabaseConfig(
+        instance_type=r.str("instanceType", "t4g.micro", pattern=_T4G.pattern) or "t4g.micro",
+        os=r.str("os", "debian-12", choices=OS_CHOICES) or "debian-12",
+        spot=r.bool("spot", False),
+        spot_max_price=r.str("spotMaxPrice", None, pattern=r"\d+(\.\d+)?"),
+        root_volume_gb=r.int("rootVolumeGb", 8, 8, 100),
+        data_volume=data_volume,
+        allowed_cidrs=r.cidrs("allowedCidrs"),
+        ssh_allowed_cidrs=r.cidrs("sshAllowedCidrs"),
+    )
+    r.done()
+    return cfg
+
+
+def _probers(r: _Reader) -> ProberConfig:
+    cfg = ProberConfig(
+        architecture=r.str("architecture", "A", choices=("A", "B")) or "A",
+        count=r.int("count", 1, 0, 20),
+        instance_type=r.str("instanceType", "t4g.micro", pattern=_T4G.pattern) or "t4g.micro",
+        spot=r.bool("spot", False),
+        http_port=r.int("httpPort", 8080, 1024, 65535),
+        http_allowed_cidrs=r.cidrs("httpAllowedCidrs"),
+    )
+    r.done()
+    if cfg.architecture == "B" and cfg.count < 1:
+        raise r.fail("count", "architecture B needs at least one prober instance")
+    return cfg
+
+
+def _backup(r: _Reader) -> BackupConfig:
+    cron = r"cron\(.+\)"
+    cfg = BackupConfig(
+        enabled=r.bool("enabled", True),
+        schedule=r.str("schedule", BackupConfig.schedule, pattern=cron) or BackupConfig.schedule,
+        daily_retention_days=r.int("dailyRetentionDays", 30, 1, 36500),
+        weekly=r.bool("weekly", False),
+        weekly_schedule=r.str("weeklySchedule", BackupConfig.weekly_schedule, pattern=cron)
+        or BackupConfig.weekly_schedule,
+        weekly_retention_days=r.int("weeklyRetentionDays", 90, 1, 36500),
+        copy_to_vault_arn=r.str("copyToVaultArn", None, pattern=r"arn:aws[a-z-]*:backup:.+"),
+        dump_expiration_days=r.int("dumpExpirationDays", 365, 1, 36500),
+        noncurrent_version_expiration_days=r.int("noncurrentVersionExpirationDays", 30, 1, 3650),
+    )
+    r.done()
+    return cfg
+
+
+def _monitoring(r: _Reader) -> MonitoringConfig:
+    cfg = MonitoringConfig(
+        alarms=r.bool("alarms", True),
+        alarm_email=r.str("alarmEmail", None, pattern=r"[^@\s]+@[^@\s]+\.[^@\s]+"),
+        dashboard=r.bool("dashboard", True),
+        cpu_threshold_percent=r.float("cpuThresholdPercent", 80.0, 1, 100),
+        cpu_evaluation_periods=r.int("cpuEvaluationPeriods", 3, 1, 288),
+        disk_used_threshold_percent=r.float("diskUsedThresholdPercent", 85.0, 1, 100),
+        memory_used_threshold_percent=r.float("memoryUsedThresholdPercent", 90.0, 1, 100),
+        data_mount_path=r.str("dataMountPath", "/data", pattern=r"/[\w/.-]*") or "/data",
+        data_fs_type=r.str("dataFsType", "ext4", choices=("ext4", "xfs")) or "ext4",
+    )
+    r.done()
+    return cfg
+
+
+def _cost(r: _Reader) -> CostAssumptions:
+    cfg = CostAssumptions(
+        snapshot_fraction=r.float("snapshotFraction", 0.10, 0, 10),
+        egress_gb_per_month=r.float("egressGbPerMonth", 1.0, 0, 1e6),
+        logs_usd_per_month=r.float("logsUsdPerMonth", 0.0, 0, 1e6),
+        bucket_gb=r.float("bucketGb", 0.0, 0, 1e7),
+    )
+    r.done()
+    return cfg
+
+
+def parse_stack_config(config: Mapping[str, Any], stack: str, source: str) -> StackConfig:
+    """Build a :class:`StackConfig` from a stack's ``config:`` mapping (namespaced keys)."""
+    ours = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith(f"{NAMESPACE}:")}
+    unknown = sorted(set(ours) - set(TOP_LEVEL_KEYS))
+    if unknown:
+        names = ", ".join(f"{NAMESPACE}:{k}" for k in unknown)
+        raise ConfigError(f"{source}: unknown key(s) {names}")
+    region = config.get("aws:region")
+    if not isinstance(region, str) or not re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-\d", region):
+        raise ConfigError(f"{source}: aws:region: required, e.g. us-east-1 (got {region!r})")
+    top = _Reader(ours, source, NAMESPACE)
+    deletion_protection = top.bool("deletionProtection", False)
+    tags = top.raw("tags", {})
+    if not isinstance(tags, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+    ):
+        raise top.fail("tags", f"expected a mapping of strings, got {tags!r}")
+    cfg = StackConfig(
+        stack=stack,
+        region=region,
+        deletion_protection=deletion_protection,
+        tags=dict(tags),
+        network=_network(_Reader(ours.get("network"), source, f"{NAMESPACE}:network")),
+        database=_database(_Reader(ours.get("database"), source, f"{NAMESPACE}:database")),
+        probers=_probers(_Reader(ours.get("probers"), source, f"{NAMESPACE}:probers")),
+        backup=_backup(_Reader(ours.get("backup"), source, f"{NAMESPACE}:backup")),
+        monitoring=_monitoring(_Reader(ours.get("monitoring"), source, f"{NAMESPACE}:monitoring")),
+        cost=_cost(_Reader(ours.get("cost"), source, f"{NAMESPACE}:cost")),
+    )
+    if cfg.deletion_protection and cfg.database.spot:
+        raise ConfigError(
+            f"{source}: {NAMESPACE}:database.spot: spot instances cannot have termination "
+            f"protection; turn off {NAMESPACE}:deletionProtection or spot"
+        )
+    return cfg
+
+
+def load_stack_file(path: str | Path, stack: str | None = None) -> StackConfig:
+    """Read ``Pulumi.<stack>.yaml`` directly (no Pulumi CLI needed)."""
+    path = Path(path)
+    if stack is None:
+        match = re.fullmatch(r"Pulumi\.(.+)\.ya?ml", path.name)
+        if not match:
+            raise ConfigError(f"{path}: cannot tell the stack name from the file name")
+        stack = match.group(1)
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read stack file: {exc}") from None
+    config = doc.get("config") if isinstance(doc, Mapping) else None
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"{path}: config: expected a mapping")
+    return parse_stack_config(config, stack, path.name)
+
+
+def repo_stack_file(stack: str) -> Path:
+    """Path of the committed stack file for ``stack`` (dev, prod)."""
+    return Path(__file__).resolve().parents[1] / f"Pulumi.{stack}.yaml"

@@ -1,0 +1,57 @@
+"""The Ansible inventory for a deployed stack, as YAML text (a stack output).
+
+Pure function, no Pulumi import: ``__main__`` feeds it resolved outputs. Groups ``db`` and
+``prober`` match ``playbooks/site.yml``; hosts are reached over SSM Session Manager
+(``amazon.aws.aws_ssm``; the backup bucket doubles as its transfer bucket, which the role
+policy already allows). Architecture A puts the db host in the ``prober`` group as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import yaml
+
+from infra.config import StackConfig
+
+SSH_USERS = {"debian-12": "admin", "ubuntu-24.04": "ubuntu"}
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    instance_id: str
+    private_ip: str
+    data_volume_id: str | None = None
+
+
+def render_inventory(cfg: StackConfig, db: HostFacts, probers: Sequence[HostFacts],
+                     bucket: str, secret_name: str) -> str:
+    db_vars = {"ansible_host": db.instance_id, "private_ip": db.private_ip,
+               "data_volume_ebs_volume_id": db.data_volume_id,
+               "data_volume_mount_point": cfg.monitoring.data_mount_path}
+    prober_hosts = {f"prober-{i + 1}": {"ansible_host": p.instance_id, "private_ip": p.private_ip}
+                    for i, p in enumerate(probers)}
+    if cfg.probers.architecture == "A":
+        prober_hosts = {"db-1": {}}
+    doc = {"all": {
+        "vars": {
+            "ansible_connection": "amazon.aws.aws_ssm",
+            "ansible_aws_ssm_region": cfg.region,
+            "ansible_aws_ssm_bucket_name": bucket,
+            "ansible_user": SSH_USERS[cfg.database.os],
+            "lighthouse_stack": cfg.stack,
+            "lighthouse_aws_region": cfg.region,
+            "lighthouse_db_secret_id": secret_name,
+            "lighthouse_db_private_ip": db.private_ip,
+            "pgbackrest_repo_s3_bucket": bucket,
+            "pgbackrest_repo_s3_region": cfg.region,
+        },
+        "children": {
+            "db": {"hosts": {"db-1": db_vars}},
+            "prober": {"hosts": prober_hosts},
+        },
+    }}
+    header = (f"# Ansible inventory for Pulumi stack {cfg.stack!r} "
+              "(generated: pulumi stack output ansible_inventory)\n")
+    return header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)

@@ -1,0 +1,144 @@
+"""Monitoring: SNS topic (+ email subscription), CloudWatch alarms, a dashboard.
+
+Alarms (thresholds from ``lighthouse:monitoring``): CPU above ``cpuThresholdPercent`` for
+``cpuEvaluationPeriods`` x 5 min; data-mount disk used above ``diskUsedThresholdPercent`` and
+memory used above ``memoryUsedThresholdPercent`` (CloudWatch agent metrics, namespace CWAgent);
+system status check failed for 2 minutes -> EC2 auto-recover (not offered for spot) + SNS;
+any failed AWS Backup job in the vault. Every alarm notifies SNS on ALARM and on OK.
+
+The disk alarm's dimensions must match what the CloudWatch agent emits: the agent config
+(Ansible) appends only ``InstanceId`` and sets ``drop_device: true`` for ``disk``, giving
+``{InstanceId, path, fstype}``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.common import COMPONENT_PREFIX, child, tags
+from infra.config import StackConfig
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    cfg: StackConfig
+    db_instance_id: pulumi.Input[str]
+    prober_instance_ids: list[pulumi.Output[str]]
+    vault_name: pulumi.Input[str] | None
+
+
+def recover_action(region: str) -> str:
+    return f"arn:aws:automate:{region}:ec2:recover"
+
+
+def dashboard_url(region: str, name: str) -> str:
+    return (f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+            f"#dashboards:name={name}")
+
+
+class Monitoring(pulumi.ComponentResource):
+    topic_arn: pulumi.Output[str]
+    alarm_names: list[str]
+    dashboard_url: pulumi.Output[str] | None
+
+    def __init__(self, name: str, args: MonitoringArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(f"{COMPONENT_PREFIX}:Monitoring", name, None, opts)
+        cfg, m = args.cfg, args.cfg.monitoring
+        topic = aws.sns.Topic("alerts", name=f"{cfg.name_prefix}-alerts",
+                              kms_master_key_id="alias/aws/sns", tags=tags(cfg, "alerts"),
+                              opts=child(self))
+        if m.alarm_email:
+            aws.sns.TopicSubscription("alerts-email", topic=topic.arn, protocol="email",
+                                      endpoint=m.alarm_email, opts=child(self))
+        self.topic_arn = topic.arn
+        self.alarm_names = []
+        created = {}
+        for alarm in cfg.alarm_names:
+            created[alarm] = self._alarm(alarm, args, topic.arn)
+            self.alarm_names.append(f"{cfg.name_prefix}-{alarm}")
+        self.dashboard_url = None
+        if m.dashboard:
+            self._dashboard(args)
+        self.register_outputs({"topic_arn": self.topic_arn, "dashboard_url": self.dashboard_url})
+
+    def _alarm(self, alarm: str, args: MonitoringArgs, topic_arn: pulumi.Output[str]):
+        cfg, m = args.cfg, args.cfg.monitoring
+        db_dims = pulumi.Output.from_input(args.db_instance_id).apply(
+            lambda i: {"InstanceId": i})
+        actions: list = [topic_arn]
+        common = {"alarm_actions": actions, "ok_actions": [topic_arn],
+                  "treat_missing_data": "missing"}
+        if alarm == "db-cpu":
+            spec = dict(namespace="AWS/EC2", metric_name="CPUUtilization", statistic="Average",
+                        period=300, evaluation_periods=m.cpu_evaluation_periods,
+                        threshold=m.cpu_threshold_percent,
+                        comparison_operator="GreaterThanThreshold", dimensions=db_dims)
+        elif alarm == "db-disk":
+            spec = dict(namespace="CWAgent", metric_name="disk_used_percent",
+                        statistic="Average", period=300, evaluation_periods=2,
+                        threshold=m.disk_used_threshold_percent,
+                        comparison_operator="GreaterThanThreshold",
+                        dimensions=pulumi.Output.from_input(args.db_instance_id).apply(
+                            lambda i: {"InstanceId": i, "path": m.data_mount_path,
+                                       "fstype": m.data_fs_type}))
+        elif alarm == "db-memory":
+            spec = dict(namespace="CWAgent", metric_name="mem_used_percent",
+                        statistic="Average", period=300, evaluation_periods=3,
+                        threshold=m.memory_used_threshold_percent,
+                        comparison_operator="GreaterThanThreshold", dimensions=db_dims)
+        elif alarm.endswith("-status"):
+            if alarm == "db-status":
+                dims, spot = db_dims, cfg.database.spot
+            else:
+                index = int(alarm.split("-")[1]) - 1
+                dims = args.prober_instance_ids[index].apply(lambda i: {"InstanceId": i})
+                spot = cfg.probers.spot
+            if not spot:
+                actions.insert(0, recover_action(cfg.region))
+            spec = dict(namespace="AWS/EC2", metric_name="StatusCheckFailed_System",
+                        statistic="Maximum", period=60, evaluation_periods=2, threshold=0,
+                        comparison_operator="GreaterThanThreshold", dimensions=dims)
+        elif alarm == "backup-failed":
+            spec = dict(namespace="AWS/Backup", metric_name="NumberOfBackupJobsFailed",
+                        statistic="Sum", period=3600, evaluation_periods=1, threshold=0,
+                        comparison_operator="GreaterThanThreshold",
+                        dimensions=pulumi.Output.from_input(args.vault_name).apply(
+                            lambda v: {"BackupVaultName": v}))
+            common["treat_missing_data"] = "notBreaching"
+        else:  # pragma: no cover - config.alarm_names and this method move together
+            raise ValueError(alarm)
+        return aws.cloudwatch.MetricAlarm(
+            alarm, name=f"{cfg.name_prefix}-{alarm}",
+            alarm_description=f"Lighthouse {cfg.stack}: {alarm}", **spec, **common,
+            tags=tags(cfg, alarm), opts=child(self))
+
+    def _dashboard(self, args: MonitoringArgs) -> None:
+        cfg, m = args.cfg, args.cfg.monitoring
+        name = f"{cfg.name_prefix}"
+
+        def body(instance_id: str) -> str:
+            def widget(title: str, metrics: list, x: int, y: int) -> dict:
+                return {"type": "metric", "x": x, "y": y, "width": 12, "height": 6,
+                        "properties": {"title": title, "region": cfg.region, "stat": "Average",
+                                       "period": 300, "metrics": metrics}}
+            return json.dumps({"widgets": [
+                widget("CPU %", [["AWS/EC2", "CPUUtilization", "InstanceId", instance_id]], 0, 0),
+                widget(f"Disk used % ({m.data_mount_path})",
+                       [["CWAgent", "disk_used_percent", "InstanceId", instance_id,
+                         "path", m.data_mount_path, "fstype", m.data_fs_type]], 12, 0),
+                widget("Memory used %", [["CWAgent", "mem_used_percent", "InstanceId",
+                                          instance_id]], 0, 6),
+                widget("EBS ops", [["AWS/EC2", "EBSReadOps", "InstanceId", instance_id],
+                                   ["AWS/EC2", "EBSWriteOps", "InstanceId", instance_id]], 12, 6),
+            ]})
+
+        aws.cloudwatch.Dashboard(
+            "main", dashboard_name=name,
+            dashboard_body=pulumi.Output.from_input(args.db_instance_id).apply(body),
+            opts=child(self))
+        self.dashboard_url = pulumi.Output.from_input(dashboard_url(cfg.region, name))

@@ -1,0 +1,87 @@
+"""The whole program: typed config in, components built, outputs returned.
+
+``__main__.py`` calls :func:`config_from_pulumi` and :func:`build` and exports the result;
+the tests call :func:`build` under ``pulumi.runtime.set_mocks`` with the committed stack files.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from infra import cost
+from infra.backup import Backup, BackupArgs
+from infra.config import NAMESPACE, SECTIONS, StackConfig, parse_stack_config
+from infra.database import DatabaseHost, DatabaseHostArgs
+from infra.inventory import HostFacts, render_inventory
+from infra.monitoring import Monitoring, MonitoringArgs
+from infra.network import Network, NetworkArgs
+from infra.probers import ProberFleet, ProberFleetArgs
+from infra.secrets import Secrets, SecretsArgs
+from infra.security import SecurityGroups, SecurityGroupsArgs
+
+
+def config_from_pulumi(stack: str | None = None) -> StackConfig:
+    """Read ``aws:region`` and the ``lighthouse:*`` objects from the Pulumi config."""
+    stack = stack or pulumi.get_stack()
+    ours = pulumi.Config(NAMESPACE)
+    raw: dict[str, Any] = {"aws:region": pulumi.Config("aws").get("region")}
+    for key in ("deletionProtection", "tags", *SECTIONS):
+        value = ours.get_object(key)
+        if value is not None:
+            raw[f"{NAMESPACE}:{key}"] = value
+    return parse_stack_config(raw, stack, f"Pulumi.{stack}.yaml")
+
+
+def build(cfg: StackConfig) -> dict[str, Any]:
+    """Create every component for ``cfg``; return the stack outputs by name."""
+    network = Network("network", NetworkArgs(cfg))
+    sgs = SecurityGroups("security", SecurityGroupsArgs(cfg, network.vpc_id))
+    secrets = Secrets("secrets", SecretsArgs(cfg))
+    backup = Backup("backup", BackupArgs(cfg))
+    public_ip = cfg.network.public_subnet
+    # Architecture A: the prober runs on the db host, which then also needs the prober SG.
+    db_sgs = ([sgs.db_sg_id, sgs.prober_sg_id] if cfg.probers.architecture == "A"
+              else [sgs.db_sg_id])
+    db = DatabaseHost("database", DatabaseHostArgs(
+        cfg, subnet_id=network.subnet_id, availability_zone=network.availability_zone,
+        security_group_ids=db_sgs, bucket_arn=backup.bucket_arn,
+        secret_arn=secrets.secret_arn, public_ip=public_ip))
+    probers = ProberFleet("probers", ProberFleetArgs(
+        cfg, subnet_id=network.subnet_id, availability_zone=network.availability_zone,
+        security_group_id=sgs.prober_sg_id, secret_arn=secrets.secret_arn,
+        public_ip=public_ip))
+    monitoring = Monitoring("monitoring", MonitoringArgs(
+        cfg, db_instance_id=db.instance_id, prober_instance_ids=probers.instance_ids,
+        vault_name=backup.vault_name))
+
+    estimate = cost.estimate(cfg)
+    inventory = pulumi.Output.all(
+        db.instance_id, db.private_ip, db.data_volume_id, backup.bucket_name,
+        secrets.secret_name, pulumi.Output.all(*probers.instance_ids),
+        pulumi.Output.all(*probers.private_ips),
+    ).apply(lambda v: render_inventory(
+        cfg, HostFacts(v[0], v[1], v[2]),
+        [HostFacts(i, ip) for i, ip in zip(v[5], v[6], strict=True)],
+        bucket=v[3], secret_name=v[4]))
+    return {
+        "db_instance_id": db.instance_id,
+        "db_private_ip": db.private_ip,
+        "data_volume_id": db.data_volume_id,
+        "availability_zone": db.availability_zone,
+        "prober_instance_ids": pulumi.Output.all(*probers.instance_ids),
+        "prober_private_ips": pulumi.Output.all(*probers.private_ips),
+        "backup_vault_name": backup.vault_name,
+        "backup_bucket": backup.bucket_name,
+        "sns_topic_arn": monitoring.topic_arn,
+        "alarm_names": monitoring.alarm_names,
+        "dashboard_url": monitoring.dashboard_url,
+        "ssm_session_command": db.instance_id.apply(
+            lambda i: f"aws ssm start-session --target {i} --region {cfg.region}"),
+        "ansible_inventory": inventory,
+        "db_secret_arn": secrets.secret_arn,
+        "db_password": secrets.db_password,
+        "estimated_monthly_cost_usd": float(estimate.monthly),
+        "cost_breakdown": estimate.format(),
+    }

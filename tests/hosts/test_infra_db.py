@@ -1,0 +1,151 @@
+"""testinfra: the converged database host (packages, service, sockets, modes, /data, extension,
+dev-sec postgres-baseline items)."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+from tests.hosts.deploy_support import Converged, converged_site, psql
+
+PG = "17"
+CONF_DIR = f"/etc/postgresql/{PG}/main"
+PGDATA = f"/data/postgresql/{PG}/main"
+
+
+@pytest.fixture(scope="module")
+def site(sandbox) -> Converged:
+    return converged_site(sandbox)
+
+
+@pytest.fixture(scope="module")
+def db(site: Converged, db_host):
+    return db_host
+
+
+def show(sandbox, setting: str, database: str = "postgres") -> str:
+    return psql(sandbox, f"SHOW {setting}", database)[0][0]
+
+
+def test_packages_and_versions(db) -> None:
+    assert db.package(f"postgresql-{PG}").is_installed
+    tsdb = db.package(f"postgresql-{PG}-timescaledb")
+    assert tsdb.is_installed and tsdb.version.startswith("2.")
+    for name in ("chrony", "unattended-upgrades", "e2fsprogs"):
+        assert db.package(name).is_installed, name
+
+
+def test_postgresql_running_and_enabled(db) -> None:
+    svc = db.service(f"postgresql@{PG}-main")
+    assert svc.is_running and svc.is_enabled
+    assert "RequiresMountsFor=/data" in db.file(
+        "/etc/systemd/system/postgresql@.service.d/lighthouse.conf").content_string
+
+
+def test_5432_only_on_loopback_and_host_address(db, sandbox_hosts) -> None:
+    ip = sandbox_hosts["db-1"].ip
+    assert db.socket(f"tcp://127.0.0.1:{5432}").is_listening
+    assert db.socket(f"tcp://{ip}:5432").is_listening
+    assert not db.socket("tcp://0.0.0.0:5432").is_listening
+    listening = db.check_output("ss -Hltn 'sport = :5432'")
+    assert {line.split()[3] for line in listening.splitlines()} == {"127.0.0.1:5432",
+                                                                    f"{ip}:5432"}
+
+
+def test_data_volume_mounted_by_uuid_with_noatime(db) -> None:
+    mount = db.mount_point("/data")
+    assert mount.exists and mount.filesystem == "ext4"
+    assert "noatime" in mount.options
+    uuid = db.check_output("findmnt -n -o UUID /data")
+    assert f"UUID={uuid} /data ext4" in db.file("/etc/fstab").content_string
+
+
+def test_pgdata_on_data_volume_private(db, sandbox) -> None:
+    assert show(sandbox, "data_directory") == PGDATA
+    d = db.file(PGDATA)
+    assert d.is_directory and d.mode == 0o700 and d.user == "postgres"
+    assert db.check_output(f"findmnt -n -o TARGET --target {PGDATA}") == "/data"
+
+
+@pytest.mark.parametrize("path", ["postgresql.conf", "pg_hba.conf", "pg_ident.conf",
+                                  "conf.d/50-lighthouse.conf"])
+def test_configs_not_world_readable(db, path: str) -> None:
+    f = db.file(f"{CONF_DIR}/{path}")
+    assert f.user == "postgres" and f.mode & 0o037 == 0, oct(f.mode)
+
+
+def test_timescaledb_extension_and_preload(sandbox) -> None:
+    rows = psql(sandbox, "SELECT extname, extversion FROM pg_extension ORDER BY 1")
+    names = {r[0] for r in rows}
+    assert {"timescaledb", "pg_stat_statements"} <= names
+    assert set(show(sandbox, "shared_preload_libraries").split(",")) >= {
+        "timescaledb", "pg_stat_statements"}
+    # the extension's own settings exist in databases that have it
+    assert show(sandbox, "timescaledb.license", "lighthouse") == "apache"
+
+
+def test_devsec_baseline(sandbox, db) -> None:
+    assert show(sandbox, "password_encryption") == "scram-sha-256"
+    assert show(sandbox, "log_connections") == "on"
+    assert show(sandbox, "log_disconnections") == "on"
+    assert show(sandbox, "data_checksums") == "on"
+    supers = psql(sandbox, "SELECT rolname FROM pg_roles WHERE rolsuper", "postgres")
+    assert supers == [["postgres"]]
+    hba = [line.split() for line in db.file(f"{CONF_DIR}/pg_hba.conf").content_string.splitlines()
+           if line.strip() and not line.startswith("#")]
+    assert all(fields[-1] in ("peer", "scram-sha-256") for fields in hba), hba
+    assert all(fields[-1] == "scram-sha-256" for fields in hba if fields[0].startswith("host"))
+
+
+def test_tuning_rendered_from_timescaledb_tune_rules(db) -> None:
+    conf = db.file(f"{CONF_DIR}/conf.d/50-lighthouse.conf").content_string
+    # group_vars: 1024 MB, 2 CPUs -> RAM/4 and 3/4 RAM
+    assert "shared_buffers = '256MB'" in conf
+    assert "effective_cache_size = '768MB'" in conf
+    assert "max_worker_processes = 13" in conf
+
+
+def test_app_role_reaches_only_from_allowed_addresses(sandbox, sandbox_hosts) -> None:
+    """The controller is not in pg_hba's CIDRs: its connection is refused by pg_hba."""
+    ip = sandbox_hosts["db-1"].ip
+    with pytest.raises(psycopg.OperationalError, match="no pg_hba.conf entry"):
+        psycopg.connect(host=ip, port=5432, dbname="lighthouse", user="lighthouse",
+                        password="wrong-anyway", connect_timeout=5, sslmode="disable")  # noqa: S106
+
+
+def test_app_role_is_not_superuser_and_owns_database(sandbox) -> None:
+    rows = psql(sandbox, "SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles "
+                         "WHERE rolname = 'lighthouse'", "postgres")
+    assert rows == [["f", "f", "f"]]
+    owner = psql(sandbox, "SELECT pg_get_userbyid(datdba) FROM pg_database "
+                          "WHERE datname = 'lighthouse'", "postgres")
+    assert owner == [["lighthouse"]]
+
+
+def test_common_role_items(db) -> None:
+    assert db.file("/etc/systemd/journald.conf.d/50-lighthouse.conf").contains("SystemMaxUse=")
+    assert db.file("/etc/apt/apt.conf.d/20auto-upgrades").contains('Unattended-Upgrade "1"')
+    assert db.file("/etc/sysctl.d/60-lighthouse.conf").contains("vm.swappiness = 1")
+    assert db.service("chrony").is_enabled
+    user = db.user("lighthouse")
+    assert user.exists and user.shell == "/usr/sbin/nologin"
+
+
+def test_cloudwatch_config_rendered_valid_not_installed(db) -> None:
+    f = db.file("/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json")
+    cfg = json.loads(f.content_string)
+    assert sorted(cfg["metrics"]["metrics_collected"]["disk"]["resources"]) == ["/", "/data"]
+    assert not db.file("/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl").exists
+
+
+def test_pgbackrest_check_passes_and_archiving_healthy(db, sandbox) -> None:
+    if not db.file("/etc/pgbackrest/pgbackrest.conf").exists:
+        pytest.skip("pgbackrest role not converged (no roles/pgbackrest or S3)")
+    db.run_expect([0], "runuser -u postgres -- pgbackrest --stanza=lighthouse check")
+    assert show(sandbox, "archive_mode") == "on"
+    failed = psql(sandbox, "SELECT failed_count FROM pg_stat_archiver", "postgres")
+    assert failed == [["0"]]
+    conf = db.file("/etc/pgbackrest/pgbackrest.conf")
+    assert conf.mode & 0o007 == 0  # holds the repository key

@@ -1,0 +1,99 @@
+"""testinfra: the converged prober host (venv release, hardened unit, config modes, /health,
+/metrics, check rows written for a local target)."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+import pytest
+
+from tests.hosts.deploy_support import Converged, converged_site, psql
+
+
+@pytest.fixture(scope="module")
+def site(sandbox) -> Converged:
+    return converged_site(sandbox)
+
+
+@pytest.fixture(scope="module")
+def prober(site: Converged, prober_host):
+    return prober_host
+
+
+@pytest.fixture(scope="module")
+def base_url(site: Converged, sandbox_hosts) -> str:
+    return f"http://{sandbox_hosts['prober-1'].ip}:8080"
+
+
+def test_release_venv_and_current_link(prober, site: Converged) -> None:
+    current = prober.file("/opt/lighthouse/current")
+    assert current.is_symlink
+    assert current.linked_to == f"/opt/lighthouse/venvs/{site.dep.release.name}"
+    out = prober.check_output("/opt/lighthouse/current/bin/lighthouse --version")
+    assert site.dep.release.version in out
+    assert prober.package("python3-venv").is_installed
+
+
+def test_service_running_enabled_as_service_user(prober) -> None:
+    svc = prober.service("lighthouse-prober")
+    assert svc.is_running and svc.is_enabled
+    procs = prober.process.filter(comm="lighthouse")
+    assert procs and all(p.user == "lighthouse" for p in procs)
+
+
+def test_unit_is_hardened(prober) -> None:
+    props = dict(line.split("=", 1) for line in prober.check_output(
+        "systemctl show lighthouse-prober -p NoNewPrivileges -p ProtectSystem -p PrivateTmp "
+        "-p User -p ProtectHome -p CapabilityBoundingSet").splitlines())
+    assert props["NoNewPrivileges"] == "yes"
+    assert props["ProtectSystem"] == "strict"
+    assert props["PrivateTmp"] == "yes"
+    assert props["ProtectHome"] == "yes"
+    assert props["User"] == "lighthouse"
+    assert props["CapabilityBoundingSet"] == ""
+
+
+def test_config_holds_secret_with_tight_mode(prober) -> None:
+    f = prober.file("/etc/lighthouse/prober.yaml")
+    assert f.user == "root" and f.group == "lighthouse" and f.mode == 0o640
+    assert "dsn:" in f.content_string
+    d = prober.file("/etc/lighthouse")
+    assert d.mode == 0o750
+
+
+def test_http_port_listening(prober) -> None:
+    assert prober.socket("tcp://0.0.0.0:8080").is_listening
+
+
+def test_health_ok_from_controller(base_url: str) -> None:
+    with urllib.request.urlopen(f"{base_url}/health", timeout=10) as resp:  # noqa: S310
+        body = json.loads(resp.read())
+    assert resp.status == 200 and body["status"] == "ok"
+    assert body["database"]["reachable"] is True
+
+
+def test_metrics_exposed(base_url: str) -> None:
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as resp:  # noqa: S310
+        text = resp.read().decode()
+    assert resp.status == 200 and "# TYPE" in text
+
+
+def test_writes_check_rows_for_local_target(sandbox, site: Converged) -> None:
+    """The demo target on db-1 is checked; a success row lands in check_history (bounded wait:
+    the first check comes within one 60 s interval)."""
+    sql = ("SELECT count(*) FROM check_history c JOIN subscriptions s ON s.id = c.subscription_id "
+           "WHERE s.name = 'demo: web page on db-1' AND c.status = 'success'")
+    deadline = time.monotonic() + 120
+    while True:
+        count = int(psql(sandbox, sql)[0][0])
+        if count > 0 or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert count > 0
+    # the closed port never yields a success
+    ok_down = psql(sandbox, "SELECT count(*) FROM check_history c JOIN subscriptions s "
+                            "ON s.id = c.subscription_id WHERE s.name LIKE 'demo: closed port%' "
+                            "AND c.status = 'success'")
+    assert ok_down == [["0"]]

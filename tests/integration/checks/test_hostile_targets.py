@@ -1,0 +1,125 @@
+"""Hostile targets must not hurt the prober: every case is a real local server misbehaving."""
+
+from __future__ import annotations
+
+import pytest
+from lighthouse.models import Status
+
+CAP = 256 * 1024
+
+
+@pytest.mark.parametrize("path", ["/huge", "/endless-chunked", "/endless-close"])
+def test_endless_bodies_stop_at_the_read_cap(http, hostile, path):
+    before = hostile.written[path]
+    r = http(path, timeout_s=20, ctx_kwargs={"max_body_bytes": CAP})
+    # The check ends on its own (not by the deadline) once the cap is read.
+    assert r.status is Status.SUCCESS, r.error_message
+    assert r.http_status == 200
+    # The server could only push what the cap plus socket buffers took: far from 10 GiB.
+    assert hostile.written[path] - before < 64 * 1024 * 1024
+
+
+def test_keyword_past_the_cap_is_body_too_large(http):
+    r = http("/huge", keyword="never-there", ctx_kwargs={"max_body_bytes": CAP})
+    assert (r.status, r.error_code) == (Status.FAILURE, "body_too_large")
+    assert len(r.response_snippet) == 1024
+
+
+def test_gzip_bomb_is_decoded_only_up_to_the_cap(http):
+    r = http("/gzip-bomb", json_path="$.x", ctx_kwargs={"max_body_bytes": CAP})
+    assert (r.status, r.error_code) == (Status.FAILURE, "body_too_large")
+
+
+def test_slow_drip_hits_the_total_deadline(http):
+    r = http("/drip", timeout_s=0.5)
+    assert (r.status, r.error_code) == (Status.TIMEOUT, "timeout")
+    assert "0.5 s" in r.error_message
+
+
+def test_stalled_server_times_out_waiting_for_the_response(http):
+    r = http("/stall", timeout_s=0.3)
+    assert (r.status, r.error_code) == (Status.TIMEOUT, "timeout")
+    assert "response" in r.error_message
+    assert {"connect", "total"} <= set(r.timings)  # timings gathered before the deadline survive
+
+
+def test_redirect_loop_is_cut_at_max_redirects(http):
+    r = http("/loop", max_redirects=3)
+    assert (r.status, r.error_code) == (Status.FAILURE, "too_many_redirects")
+    assert r.timings["redirects"] == 4
+
+
+@pytest.mark.parametrize("path", ["/to-metadata", "/to-private", "/to-mapped"])
+def test_redirect_to_internal_address_is_refused(http, hostile, path):
+    before = len(hostile.requests)
+    r = http(path)
+    assert (r.status, r.error_code) == (Status.ERROR, "ssrf"), r.error_message
+    assert len(hostile.requests) == before + 1  # only the first hop reached a server
+
+
+def test_redirect_to_non_http_scheme_is_protocol_error(http):
+    assert http("/to-file").error_code == "protocol"
+
+
+@pytest.mark.parametrize(
+    ("path", "codes"),
+    [
+        ("/garbage", {"protocol"}),
+        ("/ssh", {"protocol", "reset"}),  # h11 (httpx) calls a partial line a disconnect
+        ("/bad-length", {"protocol"}),
+        ("/short-body", {"protocol", "reset"}),
+        ("/header-flood", {"protocol"}),
+        ("/close", {"reset", "protocol"}),
+    ],
+)
+def test_garbage_http_is_an_error_not_a_crash(http, path, codes):
+    r = http(path, timeout_s=10)
+    assert r.status is Status.ERROR, (r.error_code, r.error_message)
+    assert r.error_code in codes, r.error_message
+
+
+def test_refused_port(http):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = http(f"http://127.0.0.1:{port}/")
+    assert (r.status, r.error_code) == (Status.ERROR, "refused")
+
+
+@pytest.mark.parametrize(
+    ("flavour", "code"),
+    [
+        ("untrusted", "tls"),
+        ("wrong_name", "tls"),
+        ("expired", "cert_expired"),
+        ("plaintext", "tls"),
+    ],
+)
+def test_invalid_tls_is_refused(http, hostile, flavour, code):
+    r = http(hostile.tls_url(flavour), timeout_s=5)
+    assert r.error_code == code, r.error_message
+    assert r.status is (Status.FAILURE if code == "cert_expired" else Status.ERROR)
+
+
+def test_valid_tls_with_sni_and_days_left(http, hostile):
+    r = http(hostile.tls_url("good"), keyword="hello")
+    assert r.status is Status.SUCCESS, r.error_message
+    assert r.timings["tls"] > 0 and r.cert_days_left > 300
+
+
+def test_ssrf_refused_without_allow_list(hostile, transport):
+    from tests.integration.checks.conftest import probe
+
+    r = probe("http", {"url": hostile.url("/ok")}, {"allow_cidrs": [], "http_transport": transport})
+    assert (r.status, r.error_code) == (Status.ERROR, "ssrf")
+    assert "loopback" in r.error_message
+
+
+def test_body_without_assertions_is_read_to_the_cap_but_only_the_snippet_kept(http, hostile):
+    before = hostile.written["/endless-close"]
+    r = http("/endless-close", expected_status=[201], ctx_kwargs={"max_body_bytes": CAP})
+    assert (r.status, r.error_code) == (Status.FAILURE, "status")
+    assert r.response_snippet == "x" * 1024
+    assert hostile.written["/endless-close"] - before > CAP  # read on to the cap, then stopped

@@ -1,0 +1,39 @@
+"""db.tune / db.diagnose through invoke (dry run only: the session server is shared)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+INVOKE = str(Path(sys.executable).with_name("invoke"))
+
+
+def _invoke(*args: str, dsn: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([INVOKE, *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "LIGHTHOUSE_DATABASE__DSN": dsn},
+                          stdin=subprocess.DEVNULL, timeout=120)
+
+
+def test_tune_dry_run_shows_reload_and_restart(pg15):
+    r = _invoke("db.tune", "--ram", "2GB", "--cpus", "2", "--dry-run", dsn=pg15.dsn())
+    assert r.returncode == 0, r.stderr
+    assert "shared_buffers" in r.stdout and "512MB" in r.stdout and "restart" in r.stdout
+    assert "work_mem" in r.stdout and "reload" in r.stdout
+    assert "dry run: nothing was changed" in r.stdout
+
+
+def test_tune_without_yes_and_tty_refuses(pg15):
+    r = _invoke("db.tune", "--ram", "2GB", "--cpus", "2", dsn=pg15.dsn())
+    assert r.returncode != 0 and "--yes" in r.stderr
+
+
+def test_diagnose_prints_one_report(pg15_db):
+    r = _invoke("db.diagnose", dsn=pg15_db)
+    assert r.returncode == 0, r.stderr
+    for title in ("== server", "== rollup lag", "== connections",
+                  "== replication and WAL archiving"):
+        assert title in r.stdout
+    assert "WAL archiving is off" in r.stdout

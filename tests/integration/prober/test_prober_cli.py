@@ -1,0 +1,74 @@
+"""The `lighthouse` CLI against a real database."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from lighthouse.cli import main
+
+from tests.integration.prober.conftest import scalar
+
+
+@pytest.fixture
+def cli(lh_dsn, monkeypatch, capsys):
+    monkeypatch.setenv("LIGHTHOUSE_DATABASE__DSN", lh_dsn)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+def test_monitors_lifecycle_and_report(cli, lh_dsn):
+    code, out, _ = cli("monitors", "add", "api", "https://api.example.com/health",
+                       "--interval", "120", "--expect", "200", "--keyword", "ok")
+    assert code == 0
+    mid = out.strip()
+    assert cli("monitors", "add", "db", "tcp://db.example.com:5432")[0] == 0
+    code, out, _ = cli("monitors", "list", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows["api"]["id"] == mid and rows["api"]["interval_s"] == 120
+    assert rows["api"]["target"]["expected_status"] == [200]
+    assert rows["db"]["type"] == "tcp" and rows["db"]["status"] == "active"
+
+    assert cli("monitors", "pause", "api")[0] == 0
+    assert scalar(lh_dsn, "SELECT status::text FROM subscriptions WHERE id = %s",
+                  (mid,)) == "paused"
+    assert cli("monitors", "resume", mid)[0] == 0
+    code, out, _ = cli("report", "--days", "7")
+    assert code == 0 and "api" in out and "db" in out
+
+    code, _, err = cli("monitors", "remove", "api")  # no terminal, no --yes: refuses
+    assert code == 2 and "--yes" in err
+    assert cli("monitors", "remove", "api", "--yes")[0] == 0
+    assert scalar(lh_dsn, "SELECT count(*) FROM subscriptions WHERE name = 'api'") == 0
+    code, _, err = cli("monitors", "pause", "api")
+    assert code == 1 and "no monitor 'api'" in err
+    code, _, err = cli("monitors", "add", "bad", "ftp://x")
+    assert code == 2 and "ftp://x" in err
+
+
+def test_migrate_is_idempotent_and_dry_run_changes_nothing(cli):
+    code, out, _ = cli("migrate", "--dry-run")
+    assert code == 0 and "would apply 0" in out
+    code, out, _ = cli("migrate")
+    assert code == 0 and "applied 0" in out
+
+
+def test_config_errors_name_key_and_file(tmp_path, capsys):
+    conf = tmp_path / "p.yaml"
+    conf.write_text("scheduler:\n  max_concurrency: many\n")
+    assert main(["-c", str(conf), "monitors", "list"]) == 2
+    err = capsys.readouterr().err
+    assert str(conf) in err and "scheduler.max_concurrency" in err
+
+
+def test_unreachable_database_is_a_clear_error(monkeypatch, capsys):
+    monkeypatch.setenv("LIGHTHOUSE_DATABASE__DSN",
+                       "postgresql://nobody:pw@127.0.0.1:1/none?connect_timeout=2")
+    assert main(["monitors", "list"]) == 3
+    err = capsys.readouterr().err
+    assert "127.0.0.1:1" in err and "pw" not in err.replace("postgresql", "")

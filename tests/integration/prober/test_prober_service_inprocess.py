@@ -1,0 +1,139 @@
+"""The whole service in-process with an injected check function: alert path end to end, and
+/health + /metrics while the database is down (its own PostgreSQL, stopped mid-run)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+from lighthouse.config import load
+from lighthouse.db.migrate import migrate
+from lighthouse.models import CheckResult, Monitor, Status
+from lighthouse.service import Prober
+
+from tests.integration.prober.conftest import add_channel, add_monitor, scalar
+from tests.integration.prober.test_prober_alert_channels import Recorder
+from tests.support.pgserver import PgServer
+
+
+def config(dsn: str, tmp_path, **extra: str):
+    env = {"LIGHTHOUSE_DATABASE__DSN": dsn, "LIGHTHOUSE_DATABASE__MAINTENANCE_INTERVAL_S": "0",
+           "LIGHTHOUSE_STORAGE__SPOOL_DIR": str(tmp_path / "spool"),
+           "LIGHTHOUSE_STORAGE__FLUSH_INTERVAL_S": "0.1",
+           "LIGHTHOUSE_STORAGE__RETRY_INTERVAL_S": "0.3",
+           "LIGHTHOUSE_DATABASE__CONNECT_TIMEOUT_S": "1",
+           "LIGHTHOUSE_CHECKS__SSRF_ALLOW": "[127.0.0.1/32]", "LIGHTHOUSE_HTTP__PORT": "0",
+           "LIGHTHOUSE_ALERTING__BACKOFF_S": "0.05", **extra}
+    return load(None, env=env)
+
+
+async def wait_until(pred, timeout: float = 30.0) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if await asyncio.to_thread(pred):
+            return True
+        await asyncio.sleep(0.05)
+    return await asyncio.to_thread(pred)
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}",  # noqa: S310
+                                    timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_failures_raise_one_downtime_alert_then_recovery(lh_dsn, tmp_path):
+    rec = Recorder()
+    sid = add_monitor(lh_dsn, "checkout", {"url": "https://checkout.example/"})
+    add_channel(lh_dsn, sid, "webhook", {"url": f"{rec.url}/hook"})
+    outcomes = ["success"] * 2 + ["failure"] * 4 + ["success"] * 3
+    seen: list[str] = []
+
+    async def check(m: Monitor) -> CheckResult:
+        st = outcomes[len(seen)] if len(seen) < len(outcomes) else "success"
+        seen.append(st)
+        return CheckResult(m.id, datetime.now(UTC), Status(st), latency_ms=5,
+                           error_code=None if st == "success" else "status")
+
+    async def main():
+        prober = Prober(config(lh_dsn, tmp_path), check=check)
+        await prober.start()
+        # The real subscription row, run every second (intervals < 60 s exist only in tests).
+        prober.scheduler.upsert(Monitor(sid, "checkout", "http",
+                                        {"url": "https://checkout.example/"}, 1), run_now=True)
+        assert await wait_until(lambda: len(seen) >= len(outcomes) and prober.dispatcher.sent
+                                == 2 and not prober.dispatcher.pending)
+        return await prober.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        rec.close()
+    kinds = [json.loads(r["body"])["alert_type"] for r in rec.requests]
+    assert kinds == ["downtime", "recovery"]  # one blip pages nobody; no repeats while down
+    rows = scalar(lh_dsn, "SELECT array_agg(alert_type::text || ':' || delivery_status "
+                          "ORDER BY time) FROM alert_history WHERE subscription_id = %s", (sid,))
+    assert rows == ["downtime:sent", "recovery:sent"]
+    flagged = scalar(lh_dsn, "SELECT count(*) FROM check_history WHERE subscription_id = %s "
+                             "AND alert_triggered", (sid,))
+    assert flagged == 2  # the 3rd failure and the 2nd success carried the alerts
+    assert scalar(lh_dsn, "SELECT count(*) FROM check_history WHERE subscription_id = %s",
+                  (sid,)) == len(seen)
+
+
+@pytest.fixture(scope="module")
+def own_pg():
+    server = PgServer.create()
+    yield server
+    server.destroy()
+
+
+def test_health_and_metrics_while_the_database_is_down(own_pg, tmp_path):
+    dsn = own_pg.create_database("svc_outage")
+    migrate(dsn, out=io.StringIO())
+
+    async def check(m: Monitor) -> CheckResult:
+        return CheckResult(m.id, datetime.now(UTC), Status.SUCCESS, latency_ms=1)
+
+    async def main():
+        prober = Prober(config(dsn, tmp_path), check=check)
+        await prober.start()
+        port = prober.http_port
+        for i in range(20):
+            prober.scheduler.upsert(Monitor(uuid.uuid4(), f"m{i}", "tcp", {}, 1))
+        assert await wait_until(lambda: prober.writer.stats.inserted >= 40)
+        code, body = await asyncio.to_thread(http_get, port, "/health")
+        assert code == 200 and json.loads(body)["status"] == "ok"
+
+        await asyncio.to_thread(own_pg.stop)
+        assert await wait_until(lambda: prober.writer.spool.rows >= 40)
+        code, body = await asyncio.to_thread(http_get, port, "/health")
+        health = json.loads(body)
+        assert code == 200 and health["status"] == "degraded"  # still probing, spooling
+        assert health["database"]["reachable"] is False
+        assert health["storage"]["spool_rows"] > 0 and health["storage"]["spool_lost"] == 0
+        _, metrics = await asyncio.to_thread(http_get, port, "/metrics")
+        assert "lighthouse_database_up 0.0" in metrics
+        assert "lighthouse_spool_rows" in metrics
+        code, _ = await asyncio.to_thread(http_get, port, "/")
+        assert code == 503  # status page needs the database; says so instead of hanging
+
+        await asyncio.to_thread(own_pg.start)
+        assert await wait_until(lambda: prober.writer.db_ok and not prober.writer.spool)
+        summary = await prober.stop()
+        return prober.scheduler.completed, summary
+
+    completed, summary = asyncio.run(main())
+    with psycopg.connect(dsn) as conn:
+        stored = conn.execute("SELECT count(*) FROM check_history").fetchone()[0]
+    assert stored == completed and summary["spool_lost"] == 0 and summary["spool_rows"] == 0

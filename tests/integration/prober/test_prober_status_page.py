@@ -1,0 +1,117 @@
+"""The status page in headless Chromium: 90-day uptime bars, latency sparklines, states.
+
+LIGHTHOUSE_UPDATE_SCREENSHOTS=1 copies the screenshot to docs/status-page.png (committed; look
+at it when the page changes).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from lighthouse.db.maintenance import run_maintenance
+from lighthouse.metrics import Metrics
+from lighthouse.web.server import WebApp
+from psycopg_pool import ConnectionPool
+
+from tests.integration.prober.conftest import add_monitor
+
+ROOT = Path(__file__).resolve().parents[3]
+CHROMIUM = "/usr/bin/chromium"
+CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--hide-scrollbars"]
+
+
+def chromium(tmp_path: Path, *args: str) -> str:
+    out = subprocess.run([CHROMIUM, *CHROME_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                          *args], capture_output=True, text=True, timeout=120,
+                         env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def seed_history(dsn: str, now: datetime) -> dict[str, str]:
+    """90 days of hourly checks plus the last hour per minute, with a few bad days."""
+    rnd = random.Random(7)  # noqa: S311 - repeatable test data, not crypto
+    monitors = {
+        "Marketing website": (add_monitor(dsn, "Marketing website",
+                                          {"url": "https://www.example.com/"}), 80, set()),
+        "Public API": (add_monitor(dsn, "Public API", {"url": "https://api.example.com/health"}),
+                       140, {12, 13, 47, 88}),
+        "Payments gateway": (add_monitor(dsn, "Payments gateway",
+                                         {"host": "pay.example.com", "port": 443},
+                                         type_="tcp"), 35, {60}),
+    }
+    rows = []
+    start = (now - timedelta(days=89)).replace(hour=0, minute=0, second=0, microsecond=0)
+    for name, (sid, base, bad_days) in monitors.items():
+        for day in range(90):
+            if name == "Marketing website" and day < 20:
+                continue  # added later: grey "no data" bars
+            for hour in range(24):
+                t = start + timedelta(days=day, hours=hour, minutes=7)
+                if t > now - timedelta(hours=1):
+                    break
+                bad = day in bad_days and hour % 3 == 0
+                rows.append((t, sid, "failure" if bad else "success",
+                             int(base * rnd.uniform(0.7, 1.6))))
+        for minute in range(60, 0, -1):
+            t = now - timedelta(minutes=minute)
+            down = name == "Payments gateway" and minute <= 6
+            wave = 1 + 0.5 * ((60 - minute) % 15) / 15
+            rows.append((t, sid, "timeout" if down else "success",
+                         None if down else int(base * wave * rnd.uniform(0.9, 1.1))))
+    copy_sql = "COPY check_history (time, subscription_id, status, latency_ms) FROM STDIN"
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur, cur.copy(copy_sql) as copy:
+        for r in rows:
+            copy.write_row(r)
+    run_maintenance(dsn)  # partitions + rollups, as the prober's maintenance task does
+    return {name: str(v[0]) for name, v in monitors.items()}
+
+
+@pytest.mark.skipif(not shutil.which(CHROMIUM), reason="chromium not installed "
+                    "(scripts/apt-packages.txt lists it; run ./scripts/bootstrap)")
+def test_status_page_in_headless_chromium(lh_dsn, tmp_path):
+    now = datetime.now(UTC)
+    ids = seed_history(lh_dsn, now)
+    pool = ConnectionPool(lh_dsn, min_size=1, max_size=2, open=True)
+    app = WebApp(metrics=Metrics(), health=lambda: {"status": "ok"}, pool=pool,
+                 title="Lighthouse status", days=90,
+                 live_states=lambda: {ids["Payments gateway"]: "down"})
+    port = app.start("127.0.0.1", 0)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        dom = chromium(tmp_path, "--dump-dom", url)
+        shot = tmp_path / "status-page.png"
+        chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,900", url)
+    finally:
+        app.stop()
+        pool.close()
+
+    sections = re.findall(r'<section class="monitor" id="monitor-([0-9a-f-]+)" '
+                          r'data-state="(\w+)">(.*?)</section>', dom, re.S)
+    assert [s[0] for s in sections] == [ids["Marketing website"], ids["Payments gateway"],
+                                        ids["Public API"]]  # sorted by name
+    states = {s[0]: s[1] for s in sections}
+    assert states[ids["Payments gateway"]] == "down" and states[ids["Public API"]] == "up"
+    assert 'id="overall" data-state="down"' in dom
+    for _, _, body in sections:
+        assert body.count('class="bar"') == 90
+        assert re.search(r'<polyline points="[\d., ]{200,}"', body)  # a real sparkline
+    website = dict((s[0], s[2]) for s in sections)[ids["Marketing website"]]
+    assert website.count('fill="#d0d7de"') == 20  # the 20 days before it existed
+    api = dict((s[0], s[2]) for s in sections)[ids["Public API"]]
+    assert api.count('fill="#d93025"') == 4  # its four bad days are red
+    assert "no data" in website and "% up (" in api
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+    if os.environ.get("LIGHTHOUSE_UPDATE_SCREENSHOTS") == "1":  # refresh the committed one
+        shutil.copyfile(shot, ROOT / "docs" / "status-page.png")

@@ -1,0 +1,70 @@
+"""Pure parts of lighthouse_ops.deploy: recap parsing, release digests, demo SQL, inventory dir."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from lighthouse_ops.deploy.ansible_run import PlaybookResult, parse_recap
+from lighthouse_ops.deploy.demo import demo_monitors, monitors_sql
+from lighthouse_ops.deploy.inventory import LOCAL_GROUP_VARS, prepare_inventory
+from lighthouse_ops.deploy.release import source_digest, wheel_requirements
+
+RECAP = """
+TASK [x] ***
+ok: [db-1]
+
+PLAY RECAP *********************************************************************
+db-1                       : ok=55   changed=0    unreachable=0    failed=0    skipped=15 \
+  rescued=0    ignored=0
+prober-1                   : ok=41   changed=2    unreachable=0    failed=1    skipped=5 \
+  rescued=1    ignored=0
+"""  # the backslashes join each host's recap onto one line
+
+
+def test_parse_recap_reads_every_host():
+    recap = parse_recap(RECAP)
+    assert recap["db-1"]["changed"] == 0 and recap["db-1"]["ok"] == 55
+    assert recap["prober-1"] == {"ok": 41, "changed": 2, "unreachable": 0, "failed": 1,
+                                 "skipped": 5, "rescued": 1, "ignored": 0}
+    assert PlaybookResult("site.yml", 2, recap).changed == 2
+
+
+def test_source_digest_changes_with_content(tmp_path: Path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    (tmp_path / "pkg" / "__pycache__").mkdir()
+    (tmp_path / "pkg" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"junk")
+    first = source_digest(tmp_path, ("pkg",))
+    (tmp_path / "pkg" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"other")
+    assert source_digest(tmp_path, ("pkg",)) == first  # bytecode does not count
+    (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
+    assert source_digest(tmp_path, ("pkg",)) != first
+
+
+def test_wheel_requirements_skip_extras(tmp_path: Path):
+    wheel = tmp_path / "lighthouse-1.2.3-py3-none-any.whl"
+    meta = ("Metadata-Version: 2.4\nName: lighthouse\nVersion: 1.2.3\n"
+            "Requires-Dist: httpx<0.29,>=0.28\nRequires-Dist: pytest; extra == 'test'\n")
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("lighthouse-1.2.3.dist-info/METADATA", meta)
+    assert wheel_requirements(wheel) == ("1.2.3", ["httpx<0.29,>=0.28"])
+
+
+def test_demo_sql_is_idempotent_by_name_and_quotes():
+    monitors = demo_monitors("10.0.0.2", "10.0.0.6")
+    assert {m["type"] for m in monitors} == {"http", "tcp"}
+    sql = monitors_sql([{"name": "it's", "type": "http", "config": {"url": "http://x/"}}])
+    assert "'it''s'" in sql
+    assert "WHERE NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.name = w.name)" in sql
+
+
+def test_prepare_inventory_links_group_vars(tmp_path: Path):
+    hosts = tmp_path / "hosts.yml"
+    hosts.write_text("all: {}\n")
+    inv = prepare_inventory(tmp_path, hosts, {"db-1": {"data_volume_create_node":
+                                                       {"major": 7, "minor": 3}}})
+    assert (inv / "group_vars").resolve() == LOCAL_GROUP_VARS.resolve()
+    assert (inv / "hosts.yml").resolve() == hosts.resolve()
+    assert "minor: 3" in (inv / "host_vars" / "db-1.yml").read_text()
+    prepare_inventory(tmp_path, hosts, {})  # second call: links already right

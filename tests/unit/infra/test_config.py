@@ -1,0 +1,78 @@
+"""Typed stack config: the committed stacks parse; bad input names the file and key."""
+
+import pytest
+
+from infra.config import ConfigError, load_stack_file, parse_stack_config, repo_stack_file
+
+
+def _parse(**sections):
+    cfg = {"aws:region": "us-east-1"}
+    cfg.update({f"lighthouse:{k}": v for k, v in sections.items()})
+    return parse_stack_config(cfg, "test", "Pulumi.test.yaml")
+
+
+def test_committed_stacks():
+    dev = load_stack_file(repo_stack_file("dev"))
+    prod = load_stack_file(repo_stack_file("prod"))
+    assert (dev.database.instance_type, dev.database.spot, dev.database.data_volume.size_gb,
+            dev.monitoring.dashboard, dev.deletion_protection) == ("t4g.micro", True, 20,
+                                                                   False, False)
+    assert (prod.database.instance_type, prod.database.spot, prod.database.data_volume.size_gb,
+            prod.monitoring.alarms, prod.backup.enabled, prod.deletion_protection) == (
+        "t4g.small", False, 100, True, True, True)
+
+
+def test_defaults_are_safe():
+    cfg = _parse()
+    assert cfg.database.allowed_cidrs == () and cfg.database.ssh_allowed_cidrs == ()
+    assert cfg.backup.schedule == "cron(0 2 * * ? *)"
+    assert cfg.backup.daily_retention_days == 30 and cfg.backup.weekly_retention_days == 90
+
+
+@pytest.mark.parametrize("sections,message", [
+    ({"database": {"allowedCidrs": ["0.0.0.0/0"]}},
+     "lighthouse:database.allowedCidrs: 0.0.0.0/0 would open the port to the whole internet"),
+    ({"database": {"sshAllowedCidrs": ["::/0"]}}, "lighthouse:database.sshAllowedCidrs"),
+    ({"database": {"allowedCidrs": ["10.0.0.1/8"]}}, "is not a CIDR"),
+    ({"database": {"instanceType": "m5.large"}}, "lighthouse:database.instanceType"),
+    ({"database": {"dataVolume": {"sizeGb": "big"}}}, "lighthouse:database.dataVolume.sizeGb"),
+    ({"database": {"dataVolume": {"throughputMibps": 1000}}}, "at most iops/4 = 750"),
+    ({"database": {"dataVolume": {"deviceName": "/dev/xvda"}}}, "dataVolume.deviceName"),
+    ({"database": {"os": "centos"}}, "expected one of debian-12, ubuntu-24.04"),
+    ({"database": {"colour": "red"}}, "lighthouse:database: unknown key(s) colour"),
+    ({"probers": {"architecture": "B", "count": 0}}, "lighthouse:probers.count"),
+    ({"network": {"vpcId": "vpc-0abc"}}, "lighthouse:network.subnetIds: required"),
+    ({"network": {"interfaceEndpoints": ["ec2"]}}, "'ec2' is not one of"),
+    ({"monitoring": {"cpuThresholdPercent": 120}}, "lighthouse:monitoring.cpuThresholdPercent"),
+    ({"backup": {"schedule": "daily"}}, "lighthouse:backup.schedule"),
+    ({"deletionProtection": True, "database": {"spot": True}}, "lighthouse:database.spot"),
+    ({"nonsense": 1}, "unknown key(s) lighthouse:nonsense"),
+])
+def test_errors_name_file_and_key(sections, message):
+    with pytest.raises(ConfigError) as err:
+        _parse(**sections)
+    assert str(err.value).startswith("Pulumi.test.yaml: ")
+    assert message in str(err.value)
+
+
+def test_region_is_required():
+    with pytest.raises(ConfigError, match="Pulumi.x.yaml: aws:region: required"):
+        parse_stack_config({}, "x", "Pulumi.x.yaml")
+
+
+def test_string_booleans_and_numbers_from_pulumi_config_are_accepted():
+    cfg = _parse(deletionProtection="true", database={"dataVolume": {"sizeGb": "50"}})
+    assert cfg.deletion_protection is True and cfg.database.data_volume.size_gb == 50
+
+
+def test_unreadable_file(tmp_path):
+    bad = tmp_path / "Pulumi.x.yaml"
+    bad.write_text("config: [1, 2")
+    with pytest.raises(ConfigError, match="Pulumi.x.yaml: cannot read stack file"):
+        load_stack_file(bad)
+
+
+def test_vpc_cidr_must_be_a_16():
+    with pytest.raises(ConfigError, match="lighthouse:network.vpcCidr"):
+        _parse(network={"vpcCidr": "10.0.0.0/24"})
+    assert _parse(network={"vpcCidr": "10.9.0.0/16"}).network.vpc_cidr == "10.9.0.0/16"

@@ -1,0 +1,97 @@
+"""Network variants beyond the committed stacks: an existing VPC, and a private subnet with
+interface endpoints (built once per module under mocks)."""
+
+import dataclasses
+import warnings
+
+import pytest
+
+from infra import cost
+from infra.config import NetworkConfig, load_stack_file, repo_stack_file
+
+COPY_VAULT = "arn:aws:backup:us-west-2:123456789012:backup-vault:lighthouse-dr"
+
+
+def _run(network: NetworkConfig, **changes):
+    from tests.unit.infra.mocks import run_stack
+
+    cfg = dataclasses.replace(load_stack_file(repo_stack_file("prod")), network=network)
+    for section, values in changes.items():
+        cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section),
+                                                                        **values)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return run_stack(cfg)
+
+
+@pytest.fixture(scope="module")
+def existing():
+    return _run(NetworkConfig(vpc_id="vpc-0abc", subnet_ids=("subnet-0def",)),
+                database={"os": "ubuntu-24.04"}, backup={"copy_to_vault_arn": COPY_VAULT})
+
+
+@pytest.fixture(scope="module")
+def private():
+    return _run(NetworkConfig(vpc_cidr="10.50.0.0/16", availability_zone="us-east-1b",
+                              public_subnet=False,
+                              interface_endpoints=("ssm", "ssmmessages", "ec2messages")))
+
+
+def test_existing_vpc_creates_no_network_and_uses_the_subnet_az(existing):
+    assert existing.of_type("aws:ec2/vpc:Vpc") == []
+    assert existing.of_type("aws:ec2/subnet:Subnet") == []
+    db = existing.one("aws:ec2/instance:Instance", "db")
+    vol = existing.one("aws:ebs/volume:Volume", "data")
+    assert db.inputs["subnetId"] == "subnet-0def"
+    # The mock's getSubnet answers us-east-1c: instance and volume follow the subnet's AZ.
+    assert db.inputs["availabilityZone"] == vol.inputs["availabilityZone"] == "us-east-1c"
+    for sg in existing.of_type("aws:ec2/securityGroup:SecurityGroup"):
+        assert sg.inputs["vpcId"] == "vpc-0abc"
+
+
+def test_private_subnet_uses_interface_endpoints_and_no_public_ip(private):
+    db = private.one("aws:ec2/instance:Instance", "db")
+    assert db.inputs["associatePublicIpAddress"] is False
+    assert db.inputs["subnetId"] == private.one("aws:ec2/subnet:Subnet", "private").id
+    assert db.inputs["availabilityZone"] == "us-east-1b"
+    endpoints = {e.inputs["serviceName"]: e.inputs
+                 for e in private.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")}
+    assert set(endpoints) == {f"com.amazonaws.us-east-1.{s}"
+                              for s in ("s3", "ssm", "ssmmessages", "ec2messages")}
+    ssm = endpoints["com.amazonaws.us-east-1.ssm"]
+    assert ssm["vpcEndpointType"] == "Interface" and ssm["privateDnsEnabled"] is True
+    https = private.one("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+                        "endpoints-https")
+    assert (https.inputs["fromPort"], https.inputs["cidrIpv4"]) == (443, "10.50.0.0/16")
+    est = cost.estimate(private.cfg)
+    assert str(est.item("vpc interface endpoints").monthly) == "21.90"  # 3 x $7.30
+    with pytest.raises(KeyError):
+        est.item("public ipv4")
+
+
+def test_variants_pass_the_guardrails(existing, private):
+    from infra.policies.rules import ResourceRecord, evaluate, to_policy_resources
+
+    for run in (existing, private):
+        records = [ResourceRecord(r.typ, r.name, r.urn, r.state, r.protect, r.dependencies)
+                   for r in run.records if r.custom]
+        assert evaluate(to_policy_resources(records)) == []
+
+
+def test_ubuntu_ami_lookup_and_user(existing):
+    calls = [a for fn, a in existing.calls if fn == "aws:ec2/getAmi:getAmi"]
+    assert {tuple(c["owners"]) for c in calls} == {("099720109477",)}
+    names = {f["values"][0] for c in calls for f in c["filters"] if f["name"] == "name"}
+    assert names == {"ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-arm64-server-*"}
+    assert "ansible_user: ubuntu" in existing.outputs["ansible_inventory"]
+    assert "amazon-ssm-agent" not in existing.one("aws:ec2/instance:Instance", "db").inputs[
+        "userData"]  # Ubuntu images ship the agent
+
+
+def test_cross_region_copy_of_daily_recovery_points(existing):
+    rules = {r["ruleName"]: r for r in existing.one("aws:backup/plan:Plan").inputs["rules"]}
+    assert rules["daily"]["copyActions"] == [{"destinationVaultArn": COPY_VAULT,
+                                              "lifecycle": {"deleteAfter": 30}}]
+    assert "copyActions" not in rules["weekly"]
+    # Two chains (daily + weekly), doubled by the copy: 100 GB x 0.10 x 4.
+    assert str(cost.estimate(existing.cfg).item("snapshots").quantity) == "40.0"

@@ -1,0 +1,142 @@
+"""Stack outputs, secrets handling, component parenting, and the thin __main__."""
+
+import json
+import runpy
+from pathlib import Path
+
+import yaml
+
+from infra import cost
+
+ROOT = Path(__file__).resolve().parents[3]
+EXPECTED_OUTPUTS = {
+    "db_instance_id", "db_private_ip", "data_volume_id", "availability_zone",
+    "prober_instance_ids", "prober_private_ips", "backup_vault_name", "backup_bucket",
+    "sns_topic_arn", "alarm_names", "dashboard_url", "ssm_session_command",
+    "ansible_inventory", "db_secret_arn", "db_password", "estimated_monthly_cost_usd",
+    "cost_breakdown",
+}
+
+
+def test_every_output_is_exported(run):
+    assert set(run.outputs) == EXPECTED_OUTPUTS
+
+
+def test_password_is_exported_only_as_a_secret(run):
+    password = run.outputs["db_password"]
+    assert run.secret_outputs == {"db_password"}
+    for key, value in run.outputs.items():
+        if key != "db_password":
+            assert password not in json.dumps(value), key
+
+
+def test_password_reaches_secrets_manager_as_a_secret_input(run):
+    version = run.one("aws:secretsmanager/secretVersion:SecretVersion")
+    assert "secretString" in version.secret_inputs
+    doc = json.loads(version.inputs["secretString"])
+    assert doc == {"username": "lighthouse", "password": run.outputs["db_password"],
+                   "dbname": "lighthouse", "port": 5432}
+    assert version.inputs["secretId"] == run.one("aws:secretsmanager/secret:Secret").id
+    pw = run.one("random:index/randomPassword:RandomPassword")
+    assert pw.inputs["length"] == 32
+    assert "result" in pw.additional_secret_outputs
+    secret = run.one("aws:secretsmanager/secret:Secret")
+    assert secret.inputs["name"] == f"lighthouse/{run.cfg.stack}/db"
+    assert run.outputs["db_secret_arn"] == secret.state["arn"]
+
+
+def test_cost_output_is_the_cost_model_estimate(run):
+    expected = cost.estimate(run.cfg)
+    assert run.outputs["estimated_monthly_cost_usd"] == float(expected.monthly)
+    assert run.outputs["estimated_monthly_cost_usd"] == {"dev": 8.33, "prod": 42.61}[
+        run.cfg.stack]
+    assert run.outputs["cost_breakdown"] == expected.format()
+    # The model counts exactly the alarms and instances the program creates.
+    alarms = run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    if alarms:
+        assert expected.item("cloudwatch alarms").quantity == len(alarms)
+    instances = run.of_type("aws:ec2/instance:Instance")
+    assert expected.item("root volumes gp3").quantity == 8 * len(instances)
+    assert expected.item("public ipv4").quantity == 730 * len(instances)
+
+
+def test_ansible_inventory_text(run):
+    text = run.outputs["ansible_inventory"]
+    inv = yaml.safe_load(text)["all"]
+    db = inv["children"]["db"]["hosts"]["db-1"]
+    assert db["ansible_host"] == run.outputs["db_instance_id"]
+    assert db["private_ip"] == run.outputs["db_private_ip"]
+    assert db["data_volume_ebs_volume_id"] == run.outputs["data_volume_id"]
+    assert inv["vars"]["ansible_connection"] == "amazon.aws.aws_ssm"
+    assert inv["vars"]["ansible_aws_ssm_bucket_name"] == run.outputs["backup_bucket"]
+    assert inv["vars"]["pgbackrest_repo_s3_bucket"] == run.outputs["backup_bucket"]
+    assert inv["vars"]["lighthouse_db_secret_id"] == f"lighthouse/{run.cfg.stack}/db"
+    assert inv["vars"]["ansible_user"] == "admin"
+    probers = inv["children"]["prober"]["hosts"]
+    if run.cfg.probers.architecture == "A":
+        assert list(probers) == ["db-1"]
+    else:
+        assert [h["ansible_host"] for h in probers.values()] == run.outputs[
+            "prober_instance_ids"]
+    assert run.outputs["db_password"] not in text
+
+
+def test_ssm_command(run):
+    assert run.outputs["ssm_session_command"] == (
+        f"aws ssm start-session --target {run.outputs['db_instance_id']} --region us-east-1")
+
+
+def test_every_resource_is_parented_to_a_component(run):
+    components = {r.urn for r in run.records if not r.custom}
+    assert {r.typ.split(":")[-1] for r in run.records if not r.custom} >= {
+        "Network", "SecurityGroups", "Secrets", "Backup", "DatabaseHost", "ProberFleet",
+        "Monitoring"}
+    for r in run.records:
+        if r.custom:
+            assert r.parent in components, r.urn
+
+
+def test_network_has_no_nat_gateway_and_a_free_s3_endpoint(run):
+    assert run.of_type("aws:ec2/natGateway:NatGateway") == []
+    endpoints = run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+    assert [(e.inputs["serviceName"], e.inputs["vpcEndpointType"]) for e in endpoints] == [
+        ("com.amazonaws.us-east-1.s3", "Gateway")]
+    vpc = run.one("aws:ec2/vpc:Vpc")
+    assert vpc.inputs["cidrBlock"] == run.cfg.network.vpc_cidr
+    db = run.one("aws:ec2/instance:Instance", "db")
+    assert db.inputs["associatePublicIpAddress"] is True
+    public = run.one("aws:ec2/subnet:Subnet", "public")
+    assert db.inputs["subnetId"] == public.id
+    assert public.inputs["mapPublicIpOnLaunch"] is False
+
+
+def test_main_reads_pulumi_config_and_exports(monkeypatch):
+    """Run __main__.py under mocks with the dev stack file as Pulumi config."""
+    import warnings
+
+    import pulumi
+
+    from tests.unit.infra.mocks import LighthouseMocks, RecordingMonitor
+
+    doc = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    flat = {k: v if isinstance(v, str) else json.dumps(v) for k, v in doc.items()}
+    mocks = LighthouseMocks("us-east-1")
+    pulumi.runtime.set_mocks(mocks, project="lighthouse", stack="dev", preview=False,
+                             monitor=RecordingMonitor(mocks))
+    pulumi.runtime.set_all_config(flat)
+    exported = {}
+    monkeypatch.setattr(pulumi, "export", lambda name, value: exported.__setitem__(name, value))
+
+    @pulumi.runtime.test
+    def program():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        return exported["db_instance_id"]
+
+    try:
+        program()
+    finally:
+        pulumi.runtime.set_all_config({})
+    assert set(exported) == EXPECTED_OUTPUTS
+    assert exported["estimated_monthly_cost_usd"] == 8.33

@@ -1,0 +1,113 @@
+"""Alert state machine: thresholds, flap damping, latency and certificate alerts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from lighthouse.alerting.state import AlertPolicy, Health
+from lighthouse.config import AlertingConfig
+from lighthouse.models import CheckResult, Monitor, Status
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def setup(**kw):
+    clock = Clock()
+    policy = AlertPolicy(AlertingConfig(**kw), clock=clock)
+    mon = Monitor(uuid.uuid4(), "api", "http", {"url": "https://api.example.com/"}, 60)
+    return policy, mon, clock
+
+
+def feed(policy, mon, clock, statuses, **extra):
+    out = []
+    for st in statuses:
+        clock.t += 60
+        r = CheckResult(mon.id, datetime.now(UTC), Status(st), **extra)
+        if st != "success":
+            r.error_code = r.error_code or "status"
+        out.extend(a.alert_type for a in policy.observe(mon, r))
+    return out
+
+
+def test_one_blip_pages_nobody_three_failures_do():
+    policy, mon, clock = setup()
+    assert feed(policy, mon, clock, ["success"] * 2) == []  # unknown -> up is silent
+    assert feed(policy, mon, clock, ["failure", "success", "failure", "failure"]) == []
+    assert feed(policy, mon, clock, ["failure"]) == ["downtime"]
+    assert policy.health(mon.id) is Health.DOWN
+    assert feed(policy, mon, clock, ["failure"] * 5) == []  # no repeats while down
+    assert feed(policy, mon, clock, ["success"]) == []  # 1 of 2 successes
+    assert feed(policy, mon, clock, ["success"]) == ["recovery"]
+
+
+def test_starting_down_alerts_and_thresholds_are_configurable():
+    policy, mon, clock = setup(failure_threshold=1, success_threshold=1)
+    assert feed(policy, mon, clock, ["timeout"]) == ["downtime"]
+    assert feed(policy, mon, clock, ["success"]) == ["recovery"]
+
+
+def test_flapping_is_damped_then_final_state_sent_once():
+    policy, mon, clock = setup(failure_threshold=1, success_threshold=1,
+                               flap_window_s=600, flap_max_transitions=2)
+    sent = feed(policy, mon, clock, ["success", "failure", "success", "failure", "success",
+                                     "failure", "success", "failure"])
+    # unknown->up silent; down, up alerted; then flapping: everything held back
+    assert sent == ["downtime", "recovery"]
+    assert policy.states[mon.id].flapping
+    clock.t += 3600  # quiet for longer than the window; monitor still down
+    assert feed(policy, mon, clock, ["failure"]) == ["downtime"]
+    assert not policy.states[mon.id].flapping
+
+
+def test_high_latency_alerts_once_and_rearms():
+    policy, mon, clock = setup(high_latency_ms=500)
+    assert feed(policy, mon, clock, ["success"] * 2, latency_ms=900) == []
+    assert feed(policy, mon, clock, ["success"], latency_ms=900) == ["high_latency"]
+    assert feed(policy, mon, clock, ["success"] * 5, latency_ms=900) == []
+    assert feed(policy, mon, clock, ["success"] * 2, latency_ms=100) == []
+    assert feed(policy, mon, clock, ["success"] * 3, latency_ms=900) == ["high_latency"]
+
+
+def test_monitor_latency_limit_overrides_global():
+    policy, mon, clock = setup(high_latency_ms=0)
+    mon.config["alert_latency_ms"] = 50
+    assert feed(policy, mon, clock, ["success"] * 3, latency_ms=60) == ["high_latency"]
+
+
+def test_certificate_expiry_milestones_and_not_downtime():
+    policy, mon, clock = setup(cert_warn_days=14)
+    mon.type, mon.config = "tls", {"host": "example.com", "port": 443}
+
+    def cert(days):
+        clock.t += 60
+        st = Status.SUCCESS if days >= 14 else Status.FAILURE
+        r = CheckResult(mon.id, datetime.now(UTC), st, cert_days_left=days,
+                        error_code=None if days >= 14 else "cert_expiring")
+        return [(a.alert_type, a.severity) for a in policy.observe(mon, r)]
+
+    assert cert(30) == []
+    assert cert(13) == [("certificate_expiry", "warning")]
+    assert cert(12) == [] and cert(8) == []
+    assert cert(6) == [("certificate_expiry", "warning")]
+    assert cert(2) == [("certificate_expiry", "critical")]
+    assert cert(2) == []
+    assert policy.health(mon.id) is Health.UP  # expiring soon is not downtime
+    assert cert(90) == []  # renewed: re-armed
+    assert cert(10) == [("certificate_expiry", "warning")]
+
+
+def test_alert_text_names_monitor_target_and_error():
+    policy, mon, clock = setup(failure_threshold=1)
+    r = CheckResult(mon.id, datetime.now(UTC), Status.FAILURE, http_status=503,
+                    error_code="status", error_message="expected 200, got 503")
+    (alert,) = policy.observe(mon, r)
+    assert alert.severity == "critical"
+    assert "api" in alert.title and "https://api.example.com/" in alert.message
+    assert "HTTP 503" in alert.message and "expected 200" in alert.message

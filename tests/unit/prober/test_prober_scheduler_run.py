@@ -1,0 +1,149 @@
+"""The scheduler with an injected check function: bounded concurrency, no overlap, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+from lighthouse.models import CheckResult, Monitor, Status
+from lighthouse.scheduler import Scheduler
+
+
+def monitors(n: int, interval: int = 1) -> list[Monitor]:
+    return [Monitor(uuid.uuid4(), f"m{i}", "tcp", {"host": "x", "port": 1}, interval)
+            for i in range(n)]
+
+
+async def wait_until(pred, timeout: float = 10.0) -> bool:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if pred():
+            return True
+        await asyncio.sleep(0.01)
+    return pred()
+
+
+def test_runs_every_monitor_with_bounded_concurrency():
+    async def main():
+        running = 0
+        peak = 0
+        seen: dict[uuid.UUID, int] = {}
+        results: list[CheckResult] = []
+
+        async def check(m: Monitor) -> CheckResult:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            await asyncio.sleep(0.02)
+            running -= 1
+            seen[m.id] = seen.get(m.id, 0) + 1
+            return CheckResult(m.id, datetime.now(UTC), Status.SUCCESS, latency_ms=20)
+
+        s = Scheduler(check, lambda m, r: results.append(r), max_concurrency=5)
+        ms = monitors(40)
+        s.replace_all(ms)
+        s.start()
+        assert await wait_until(lambda: len(seen) == 40 and min(seen.values()) >= 2)
+        summary = await s.stop(grace_s=2)
+        assert peak <= 5
+        assert len(results) == s.completed == sum(seen.values())
+        assert summary["aborted"] == 0
+        assert s.lateness.quantile(0.5) is not None
+
+    asyncio.run(main())
+
+
+def test_a_slow_check_is_never_run_twice_at_once():
+    async def main():
+        active: set[uuid.UUID] = set()
+        overlap = False
+        runs = 0
+
+        async def check(m: Monitor) -> CheckResult:
+            nonlocal overlap, runs
+            overlap |= m.id in active
+            active.add(m.id)
+            await asyncio.sleep(1.6)  # longer than the 1 s interval
+            active.discard(m.id)
+            runs += 1
+            return CheckResult(m.id, datetime.now(UTC), Status.SUCCESS)
+
+        s = Scheduler(check, lambda m, r: None, max_concurrency=4)
+        s.replace_all(monitors(1), run_new_now=True)
+        s.start()
+        assert await wait_until(lambda: s.skipped["running"] >= 1 and runs >= 1)
+        await s.stop(grace_s=3)
+        assert not overlap
+
+    asyncio.run(main())
+
+
+def test_stop_waits_for_in_flight_then_records_the_rest():
+    async def main():
+        results: list[CheckResult] = []
+        release = asyncio.Event()
+
+        async def check(m: Monitor) -> CheckResult:
+            if m.name == "stuck":
+                await asyncio.sleep(3600)
+            await release.wait()
+            return CheckResult(m.id, datetime.now(UTC), Status.SUCCESS)
+
+        quick, stuck = monitors(2, interval=60)
+        stuck.name = "stuck"
+        s = Scheduler(check, lambda m, r: results.append(r), max_concurrency=4,
+                      check_timeout_s=lambda m: 7200)
+        s.upsert(quick, run_now=True)
+        s.upsert(stuck, run_now=True)
+        s.start()
+        assert await wait_until(lambda: s.in_flight == 2)
+        asyncio.get_running_loop().call_later(0.1, release.set)
+        summary = await s.stop(grace_s=0.5)
+        by_id = {r.subscription_id: r for r in results}
+        assert by_id[quick.id].status is Status.SUCCESS  # finished within the grace period
+        assert by_id[stuck.id].error_code == "shutdown"  # recorded, not lost
+        assert summary["aborted"] == 1
+
+    asyncio.run(main())
+
+
+def test_reload_adds_changes_and_removes():
+    async def main():
+        calls: list[uuid.UUID] = []
+
+        async def check(m: Monitor) -> CheckResult:
+            calls.append(m.id)
+            return CheckResult(m.id, datetime.now(UTC), Status.SUCCESS)
+
+        s = Scheduler(check, lambda m, r: None, max_concurrency=2)
+        a, b = monitors(2, interval=60)
+        assert s.replace_all([a, b]) == {"added": 2, "changed": 0, "removed": 0}
+        b2 = Monitor(b.id, "renamed", b.type, b.config, 120)
+        assert s.replace_all([b2]) == {"added": 0, "changed": 1, "removed": 1}
+        assert [m.name for m in s.monitors()] == ["renamed"]
+        s.start()
+        c = monitors(1, interval=60)[0]
+        s.upsert(c, run_now=True)  # a monitor added at run time is checked at once
+        assert await wait_until(lambda: c.id in calls)
+        assert a.id not in calls
+        await s.stop(grace_s=1)
+
+    asyncio.run(main())
+
+
+def test_a_raising_check_function_becomes_an_error_result():
+    async def main():
+        results: list[CheckResult] = []
+
+        async def check(m: Monitor) -> CheckResult:
+            raise RuntimeError("boom")
+
+        s = Scheduler(check, lambda m, r: results.append(r), max_concurrency=1)
+        s.upsert(monitors(1, 60)[0], run_now=True)
+        s.start()
+        assert await wait_until(lambda: results)
+        await s.stop(grace_s=1)
+        assert results[0].status is Status.ERROR and results[0].error_code == "internal"
+
+    asyncio.run(main())
