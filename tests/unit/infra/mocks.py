@@ -165,8 +165,19 @@ class StackRun:
         return next(r for r in self.records if r.urn == urn)
 
 
+def fresh_event_loop() -> None:
+    """Give Pulumi's runtime a current event loop.
+
+    set_mocks() creates asyncio futures through get_event_loop(); once any earlier test has
+    called asyncio.run() (which leaves "no current loop" behind), that raises in the main
+    thread, so the infra tests failed or passed depending on test order.
+    """
+    asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def run_stack(cfg: StackConfig) -> StackRun:
     """Build the whole program for ``cfg`` under mocks; resolve every output."""
+    fresh_event_loop()
     mocks = LighthouseMocks(cfg.region)
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="lighthouse", stack=cfg.stack, preview=False,

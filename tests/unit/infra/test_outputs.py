@@ -116,10 +116,11 @@ def test_main_reads_pulumi_config_and_exports(monkeypatch):
 
     import pulumi
 
-    from tests.unit.infra.mocks import LighthouseMocks, RecordingMonitor
+    from tests.unit.infra.mocks import LighthouseMocks, RecordingMonitor, fresh_event_loop
 
     doc = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
     flat = {k: v if isinstance(v, str) else json.dumps(v) for k, v in doc.items()}
+    fresh_event_loop()
     mocks = LighthouseMocks("us-east-1")
     pulumi.runtime.set_mocks(mocks, project="lighthouse", stack="dev", preview=False,
                              monitor=RecordingMonitor(mocks))
