@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import sys
 from collections.abc import Iterator
@@ -66,3 +67,15 @@ sudo -u postgres psql -Xqc "DROP DATABASE IF EXISTS bench WITH (FORCE)" -c "CREA
     finally:
         if not keep:
             sb.down()
+
+
+def add_target_args(ap: argparse.ArgumentParser) -> None:
+    """--dsn / --sandbox: where a database bench runs."""
+    ap.add_argument("--dsn", help="target database (default: a temporary local PG15)")
+    ap.add_argument("--sandbox", action="store_true",
+                    help="TimescaleDB Apache edition on a one-host sandbox `bench-dbts`")
+
+
+def target(args: argparse.Namespace, name: str) -> contextlib.AbstractContextManager[str]:
+    """The DSN context chosen by add_target_args' options."""
+    return sandbox_timescale() if args.sandbox else database(args.dsn, name)

@@ -19,7 +19,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from _pg import database, sandbox_timescale
+from _pg import add_target_args, target
 from lighthouse.db.capability import detect_capability
 from lighthouse.db.migrate import migrate
 from lighthouse.db.partitions import ensure_partitions
@@ -96,20 +96,14 @@ def generate_series(conn: psycopg.Connection, n: int, monitors: int, start: date
     return time.perf_counter() - t
 
 
-def _target(args: argparse.Namespace, name: str):
-    return sandbox_timescale() if args.sandbox else database(args.dsn, name)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dsn", help="target database (default: a temporary local PG15)")
-    ap.add_argument("--sandbox", action="store_true",
-                    help="TimescaleDB Apache edition on a one-host sandbox `bench-dbts`")
+    add_target_args(ap)
     ap.add_argument("--rows", type=int, default=300_000)
     ap.add_argument("--batch", type=int, default=5_000)
     ap.add_argument("--monitors", type=int, default=500)
     args = ap.parse_args()
-    with _target(args, "bench_ingest") as dsn:
+    with target(args, "bench_ingest") as dsn:
         migrate(dsn)
         monitors = [uuid.uuid4() for _ in range(args.monitors)]
         base = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

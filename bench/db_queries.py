@@ -26,7 +26,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from _pg import database, sandbox_timescale
+from _pg import add_target_args, target
 from lighthouse.db.capability import detect_capability
 from lighthouse.db.migrate import migrate
 from lighthouse.db.partitions import ensure_partitions
@@ -96,22 +96,16 @@ def table_bytes(conn: psycopg.Connection, table: str) -> int:
         (table, table)).fetchone()[0]
 
 
-def _target(args: argparse.Namespace, name: str):
-    return sandbox_timescale() if args.sandbox else database(args.dsn, name)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dsn", help="target database (default: a temporary local PG15)")
-    ap.add_argument("--sandbox", action="store_true",
-                    help="TimescaleDB Apache edition on a one-host sandbox `bench-dbts`")
+    add_target_args(ap)
     ap.add_argument("--days", type=int, default=18)
     ap.add_argument("--monitors", type=int, default=500)
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--skip-load", action="store_true", help="reuse data already in --dsn")
     args = ap.parse_args()
     end = datetime.now(UTC).replace(second=0, microsecond=0)
-    with _target(args, "bench_queries") as dsn, \
+    with target(args, "bench_queries") as dsn, \
             psycopg.connect(dsn, autocommit=True) as conn:
         migrate(dsn)
         level = detect_capability(conn)
