@@ -153,18 +153,21 @@ WATERMARK_SQL = "SELECT rolled_until FROM rollup_watermarks WHERE name = 'check_
 
 DAILY_SQL = """
 WITH days AS (
-  SELECT bucket AS day, total, success FROM check_rollup_daily
-  WHERE subscription_id = %(id)s AND bucket >= %(start)s AND bucket < %(split)s
+  SELECT subscription_id, bucket AS day, total, success FROM check_rollup_daily
+  WHERE subscription_id = ANY(%(ids)s::uuid[]) AND bucket >= %(start)s AND bucket < %(split)s
   UNION ALL
-  SELECT date_trunc('day', bucket, 'UTC'), total, success FROM check_rollup_hourly
-  WHERE subscription_id = %(id)s AND bucket >= greatest(%(start)s, %(split)s)
+  SELECT subscription_id, date_trunc('day', bucket, 'UTC'), total, success
+  FROM check_rollup_hourly
+  WHERE subscription_id = ANY(%(ids)s::uuid[]) AND bucket >= greatest(%(start)s, %(split)s)
     AND bucket < %(wm)s
   UNION ALL
-  SELECT date_trunc('day', time, 'UTC'), 1, (status = 'success')::int FROM check_history
-  WHERE subscription_id = %(id)s AND time >= greatest(%(start)s, %(wm)s) AND time < %(end)s
+  SELECT subscription_id, date_trunc('day', time, 'UTC'), 1, (status = 'success')::int
+  FROM check_history
+  WHERE subscription_id = ANY(%(ids)s::uuid[]) AND time >= greatest(%(start)s, %(wm)s)
+    AND time < %(end)s
 )
-SELECT (day AT TIME ZONE 'UTC')::date, sum(total)::bigint, sum(success)::bigint
-FROM days GROUP BY 1 ORDER BY 1
+SELECT subscription_id, (day AT TIME ZONE 'UTC')::date, sum(total)::bigint, sum(success)::bigint
+FROM days GROUP BY 1, 2
 """
 
 _CHECK_COLS = ("subscription_id, time, status, latency_ms, http_status, error_code, "
@@ -182,6 +185,15 @@ SELECT c.* FROM unnest(%(ids)s::uuid[]) AS s(id)
 CROSS JOIN LATERAL (
   SELECT {_CHECK_COLS} FROM check_history
   WHERE subscription_id = s.id AND time >= %(since)s ORDER BY time DESC LIMIT 1) AS c
+"""
+
+# The newest `limit` latencies of each subscription, one statement for a whole page of
+# monitors (sparklines): only two narrow columns, no timings JSONB.
+RECENT_LATENCIES_SQL = """
+SELECT s.id, c.time, c.latency_ms FROM unnest(%(ids)s::uuid[]) AS s(id)
+CROSS JOIN LATERAL (
+  SELECT time, latency_ms FROM check_history
+  WHERE subscription_id = s.id AND time >= %(since)s ORDER BY time DESC LIMIT %(limit)s) AS c
 """
 
 
@@ -249,22 +261,58 @@ def subscription_stats(conn: psycopg.Connection, subscription_id: uuid.UUID | st
     return summary(conn, [sid], window, start=start, end=end, percentiles=percentiles)[sid]
 
 
+def _day_grid(ids: list[uuid.UUID], days: int, end: datetime | None
+              ) -> tuple[date, dict[str, Any]]:
+    """First day of the grid and DAILY_SQL's parameters (watermark read separately)."""
+    end = (end or datetime.now(UTC)).astimezone(UTC)
+    first = end.date() - timedelta(days=days - 1)
+    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    return first, {"ids": ids, "start": start, "end": end}
+
+
+def _with_watermark(params: dict[str, Any], wm_row) -> dict[str, Any]:
+    wm = max(min(wm_row[0], params["end"]) if wm_row else params["start"], params["start"])
+    return {**params, "wm": wm, "split": _floor(wm, DAY)}
+
+
+def _days_by_id(ids: list[uuid.UUID], first: date, days: int, rows
+                ) -> dict[uuid.UUID, list[DayUptime]]:
+    """One entry per UTC day and id, oldest first; days without checks have total 0."""
+    found = {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
+    grid = [first + timedelta(days=i) for i in range(days)]
+    return {i: [DayUptime(d, *found.get((i, d), (0, 0))) for d in grid] for i in ids}
+
+
 def daily_uptime(conn: psycopg.Connection, subscription_id: uuid.UUID | str, days: int = 90,
                  end: datetime | None = None) -> list[DayUptime]:
     """One entry per UTC day, oldest first, the last being today (partial); days without
     checks have total 0 (status-page bars)."""
-    end = (end or datetime.now(UTC)).astimezone(UTC)
-    first = end.date() - timedelta(days=days - 1)
-    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    wm_row = conn.execute(WATERMARK_SQL).fetchone()
-    wm = min(wm_row[0], end) if wm_row else start
-    wm = max(wm, start)
-    split = _floor(wm, DAY)
-    rows = conn.execute(DAILY_SQL, {"id": _ids([subscription_id])[0], "start": start,
-                                    "split": split, "wm": wm, "end": end}).fetchall()
-    found = {r[0]: DayUptime(r[0], int(r[1]), int(r[2])) for r in rows}
-    return [found.get(first + timedelta(days=i), DayUptime(first + timedelta(days=i), 0, 0))
-            for i in range(days)]
+    return next(iter(daily_uptime_many(conn, [subscription_id], days, end).values()))
+
+
+def daily_uptime_many(conn: psycopg.Connection, subscription_ids: Sequence[uuid.UUID | str],
+                      days: int = 90, end: datetime | None = None
+                      ) -> dict[uuid.UUID, list[DayUptime]]:
+    """daily_uptime for many subscriptions in one statement (a status page's worth)."""
+    ids = _ids(subscription_ids) or []
+    first, params = _day_grid(ids, days, end)
+    params = _with_watermark(params, conn.execute(WATERMARK_SQL).fetchone())
+    return _days_by_id(ids, first, days, conn.execute(DAILY_SQL, params).fetchall())
+
+
+def recent_latencies(conn: psycopg.Connection, subscription_ids: Sequence[uuid.UUID | str],
+                     limit: int = 60, since: datetime | None = None
+                     ) -> dict[uuid.UUID, list[int]]:
+    """The latencies (ms) of each subscription's newest `limit` checks since `since` (default
+    1 day), oldest first; checks without a latency (timeouts, errors) are left out."""
+    ids = _ids(subscription_ids) or []
+    since = since or datetime.now(UTC) - DAY
+    out: dict[uuid.UUID, list[tuple[datetime, int]]] = {i: [] for i in ids}
+    for sid, t, ms in conn.execute(RECENT_LATENCIES_SQL,
+                                   {"ids": ids, "since": since, "limit": limit}):
+        if ms is not None:
+            out[sid].append((t, ms))
+    return {i: [ms for _, ms in sorted(pts)] for i, pts in out.items()}
 
 
 def recent_checks(conn: psycopg.Connection, subscription_id: uuid.UUID | str, limit: int = 50,
@@ -317,16 +365,11 @@ async def subscription_stats_async(aconn: psycopg.AsyncConnection,
 
 async def daily_uptime_async(aconn: psycopg.AsyncConnection, subscription_id: uuid.UUID | str,
                              days: int = 90, end: datetime | None = None) -> list[DayUptime]:
-    end = (end or datetime.now(UTC)).astimezone(UTC)
-    first = end.date() - timedelta(days=days - 1)
-    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    wm_row = await (await aconn.execute(WATERMARK_SQL)).fetchone()
-    wm = max(min(wm_row[0], end) if wm_row else start, start)
-    cur = await aconn.execute(DAILY_SQL, {"id": _ids([subscription_id])[0], "start": start,
-                                          "split": _floor(wm, DAY), "wm": wm, "end": end})
-    found = {r[0]: DayUptime(r[0], int(r[1]), int(r[2])) for r in await cur.fetchall()}
-    return [found.get(first + timedelta(days=i), DayUptime(first + timedelta(days=i), 0, 0))
-            for i in range(days)]
+    ids = _ids([subscription_id]) or []
+    first, params = _day_grid(ids, days, end)
+    params = _with_watermark(params, await (await aconn.execute(WATERMARK_SQL)).fetchone())
+    rows = await (await aconn.execute(DAILY_SQL, params)).fetchall()
+    return _days_by_id(ids, first, days, rows)[ids[0]]
 
 
 async def recent_checks_async(aconn: psycopg.AsyncConnection, subscription_id: uuid.UUID | str,

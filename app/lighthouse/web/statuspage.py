@@ -100,15 +100,18 @@ def active_monitors(conn: psycopg.Connection, limit: int) -> tuple[list[Monitor]
 
 def collect(conn: psycopg.Connection, days: int = 90, health: dict[str, str] | None = None,
             limit: int = 200) -> tuple[list[MonitorView], int]:
-    """MonitorViews of the first `limit` active monitors by name (a few queries each), and the
-    number of active monitors. `health`: live states from the alert state machine."""
+    """MonitorViews of the first `limit` active monitors by name, and the number of active
+    monitors. `health`: live states from the alert state machine. A fixed number of
+    statements whatever the page size (one per monitor made 200 monitors cost ~0.6 s)."""
     monitors, total = active_monitors(conn, limit)
     if not monitors:
         return [], total
     ids = [m.id for m in monitors]
     stats = queries.summary(conn, ids, timedelta(days=30), percentiles=(0.95,))
     latest = queries.latest_checks(conn, ids)
-    since = datetime.now(UTC) - timedelta(days=2)
+    bars = queries.daily_uptime_many(conn, ids, days)
+    latencies = queries.recent_latencies(conn, ids, limit=SPARK_POINTS,
+                                         since=datetime.now(UTC) - timedelta(days=2))
     views = []
     for m in monitors:
         s = stats.get(m.id)
@@ -116,8 +119,7 @@ def collect(conn: psycopg.Connection, days: int = 90, health: dict[str, str] | N
         state = (health or {}).get(str(m.id)) or "unknown"
         if state == "unknown" and last is not None:
             state = "up" if str(last.status) == "success" else "down"
-        recent = queries.recent_checks(conn, m.id, limit=SPARK_POINTS, since=since)
-        lat = [c.latency_ms for c in reversed(recent) if c.latency_ms is not None]
+        lat = latencies.get(m.id, [])
         points, top = sparkline(lat)
         p95 = s.percentile(0.95) if s else None
         views.append(MonitorView(
@@ -125,7 +127,7 @@ def collect(conn: psycopg.Connection, days: int = 90, health: dict[str, str] | N
             last_check=last.time.strftime("%Y-%m-%d %H:%M:%S UTC") if last else "never",
             uptime_30d=f"{s.uptime_pct:.2f}%" if s and s.uptime_pct is not None else "-",
             p95_ms=f"{p95:.0f} ms" if p95 is not None else "-",
-            bars=bars_for(queries.daily_uptime(conn, m.id, days)),
+            bars=bars_for(bars[m.id]),
             spark_points=points, spark_max_ms=top, spark_last_ms=lat[-1] if lat else None))
     return views, total
 

@@ -14,8 +14,10 @@ from lighthouse.db.migrate import migrate
 from lighthouse.db.partitions import CHECKS, ensure_partitions, list_partitions
 from lighthouse.db.queries import (
     daily_uptime,
+    daily_uptime_many,
     latest_checks,
     recent_checks,
+    recent_latencies,
     subscription_stats,
     summary,
 )
@@ -160,6 +162,25 @@ def test_summary_daily_uptime_and_keyset(db):
     assert page2[0].time == NOW - timedelta(minutes=6)
     latest = latest_checks(db, [A, B, other], since=NOW - timedelta(days=1))
     assert set(latest) == {A, B} and latest[A].time == NOW - timedelta(minutes=1)
+
+
+def test_batched_status_page_queries_match_the_single_ones(db):
+    """One statement for a page of monitors gives exactly what one query per monitor gives."""
+    refresh_rollups(db, upto=NOW - timedelta(hours=5))  # watermark mid-day: all three sources
+    other = uuid.uuid4()
+    many = daily_uptime_many(db, [A, B, other], days=7, end=NOW)
+    assert set(many) == {A, B, other}
+    for sid in (A, B, other):
+        assert many[sid] == daily_uptime(db, sid, days=7, end=NOW)
+    assert sum(d.total for d in many[B]) == 2 * 1440 and all(d.total == 0 for d in many[other])
+
+    since = NOW - timedelta(days=1)
+    lat = recent_latencies(db, [A, B, other], limit=20, since=since)
+    assert lat[other] == []
+    for sid in (A, B):
+        newest = recent_checks(db, sid, limit=20, since=since)  # newest first, incl. NULLs
+        assert lat[sid] == [c.latency_ms for c in reversed(newest) if c.latency_ms is not None]
+        assert 0 < len(lat[sid]) <= 20
 
 
 def test_retention_drops_only_old_data(pg15_db):

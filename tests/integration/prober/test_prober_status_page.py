@@ -115,3 +115,29 @@ def test_status_page_in_headless_chromium(lh_dsn, tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
     if os.environ.get("LIGHTHOUSE_UPDATE_SCREENSHOTS") == "1":  # refresh the committed one
         shutil.copyfile(shot, ROOT / "docs" / "status-page.png")
+
+
+def test_status_page_is_gzipped_for_clients_that_ask(lh_dsn):
+    import gzip
+    import urllib.request
+
+    seed_history(lh_dsn, datetime.now(UTC))
+    pool = ConnectionPool(lh_dsn, min_size=1, max_size=2, open=True)
+    app = WebApp(metrics=Metrics(), health=lambda: {"status": "ok"}, pool=pool)
+    port = app.start("127.0.0.1", 0)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        with urllib.request.urlopen(url, timeout=30) as plain:  # sends no Accept-Encoding
+            assert plain.headers.get("Content-Encoding") is None
+            html = plain.read()
+        req = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(req, timeout=30) as zipped:  # noqa: S310 - local http URL
+            assert zipped.headers["Content-Encoding"] == "gzip"
+            assert zipped.headers["Vary"] == "Accept-Encoding"
+            body = zipped.read()
+    finally:
+        app.stop()
+        pool.close()
+    assert gzip.decompress(body) == html  # the same cached page, both ways
+    assert html.count(b'class="bar"') == 3 * 90
+    assert len(body) * 8 < len(html)

@@ -45,3 +45,15 @@ def test_render_says_when_monitors_were_left_out():
                                   uptime_30d="-", p95_ms="-")
     assert "Showing 1 of 5 monitors" in statuspage.render([view], "S", total=5)
     assert 'id="truncated"' not in statuspage.render([view], "S", total=1)
+
+
+def test_accept_encoding_parsing():
+    from lighthouse.web.server import accepts_gzip
+
+    assert accepts_gzip("gzip, deflate, br")
+    assert accepts_gzip("br;q=1.0, gzip;q=0.8")
+    assert accepts_gzip("*")
+    assert not accepts_gzip("")
+    assert not accepts_gzip("identity")
+    assert not accepts_gzip("gzip;q=0")
+    assert not accepts_gzip("gzip;q=nonsense")
