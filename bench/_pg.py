@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,16 +35,30 @@ SANDBOX_PASSWORD = "lh-bench-dbts"  # noqa: S105 - throw-away sandbox cluster
 
 
 @contextlib.contextmanager
-def sandbox_timescale(name: str = "bench-dbts", keep: bool = False) -> Iterator[str]:
+def sandbox_timescale(name: str = "bench-dbts", keep: bool = False,
+                      disk_gb: int = 0) -> Iterator[str]:
     """Yields a DSN to PostgreSQL 17 + TimescaleDB (Apache edition, Debian's packages) on a
-    one-host sandbox `name`, reached at the host's own address. Idempotent set-up."""
+    one-host sandbox `name`, reached at the host's own address. Idempotent set-up.
+
+    A host's writable layer is a tmpfs (RAM): for data sets of more than a few GiB pass
+    disk_gb, and /var/lib/postgresql goes on a sparse disk file of that size instead.
+    """
     from lighthouse_ops.sandbox import Sandbox
 
     sb = Sandbox(name)
     sb.up(db=1, prober=0)
     host = sb.host("db-1")
+    mount = ""
+    if disk_gb:
+        loop = sb.attach_disk("db-1", "/dev/xvdf", disk_gb * 1024)
+        probe = subprocess.run(["blkid", "-p", loop], capture_output=True)
+        if probe.returncode == 2:  # no filesystem yet: format from the controller
+            subprocess.run(["mkfs.ext4", "-q", "-m", "0", loop], check=True)
+        mount = ("mkdir -p /var/lib/postgresql; mountpoint -q /var/lib/postgresql || "
+                 "mount -o noatime /dev/xvdf /var/lib/postgresql")
     sb.ssh("db-1", f"""set -e
 export DEBIAN_FRONTEND=noninteractive
+{mount}
 dpkg -s postgresql-17-timescaledb >/dev/null 2>&1 || {{
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends postgresql-17 postgresql-17-timescaledb >/dev/null
@@ -74,8 +89,12 @@ def add_target_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--dsn", help="target database (default: a temporary local PG15)")
     ap.add_argument("--sandbox", action="store_true",
                     help="TimescaleDB Apache edition on a one-host sandbox `bench-dbts`")
+    ap.add_argument("--sandbox-disk-gb", type=int, default=0,
+                    help="with --sandbox: PostgreSQL's data on a disk of this size (big loads)")
 
 
 def target(args: argparse.Namespace, name: str) -> contextlib.AbstractContextManager[str]:
     """The DSN context chosen by add_target_args' options."""
-    return sandbox_timescale() if args.sandbox else database(args.dsn, name)
+    if args.sandbox:
+        return sandbox_timescale(disk_gb=args.sandbox_disk_gb)
+    return database(args.dsn, name)
