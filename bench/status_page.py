@@ -68,12 +68,11 @@ def main() -> None:
         print(f"{args.monitors} monitors x {args.days} days at 1/min: {rows:,} rows "
               f"(loaded in {secs:.0f} s); best of {args.runs}")
         for limit in (int(x) for x in args.limits.split(",")):
-            c_ms, (views, total) = best_ms(lambda n=limit: statuspage.collect(conn, limit=n),
-                                           args.runs)
-            r_ms, html = best_ms(lambda v=views, t=total: statuspage.render(v, "bench", total=t),
-                                 args.runs)
+            c_ms, page = best_ms(lambda n=limit: statuspage.collect(conn, limit=n), args.runs)
+            r_ms, html = best_ms(lambda p=page: statuspage.render(p, "bench"), args.runs)
             raw = html.encode()
-            print(f"  {len(views):4d} monitors: collect {c_ms:6.0f} ms  render {r_ms:6.0f} ms  "
+            shown = len(page.views)
+            print(f"  {shown:4d} monitors: collect {c_ms:6.0f} ms  render {r_ms:6.0f} ms  "
                   f"html {len(raw) / 1024:6.0f} KiB  gzip {len(gzip.compress(raw, 6)) / 1024:5.0f}"
                   " KiB")
 

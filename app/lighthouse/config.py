@@ -102,7 +102,7 @@ class HttpConfig:
     port: int = 8080
     title: str = "Lighthouse status"
     status_days: int = 90  # uptime bars on the status page
-    status_max_monitors: int = 200  # the page shows this many (by name); each costs queries
+    status_max_monitors: int = 200  # monitors a status page shows (by name); ?page=N for more
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 from psycopg_pool import ConnectionPool
 
@@ -27,6 +28,16 @@ from lighthouse.web import statuspage
 log = logging.getLogger("lighthouse.web")
 
 PAGE_CACHE_S = 5.0
+
+
+class NoSuchPage(LookupError):
+    """A status page number past the last page (or below 1)."""
+
+
+def page_number(query: str) -> int:
+    """The `page` query parameter (1 when absent); ValueError when it is not a number."""
+    values = parse_qs(query).get("page")
+    return int(values[-1]) if values else 1
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
@@ -54,24 +65,34 @@ class WebApp:
         self.days = days
         self.max_monitors = max_monitors
         self.live_states = live_states or dict
-        self._page: tuple[float, bytes, bytes] | None = None
+        self._pages: dict[int, tuple[float, bytes, bytes]] = {}
         self._page_lock = threading.Lock()
         self.httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
-    def status_page(self) -> tuple[bytes, bytes]:
-        """The page as (html, gzipped html), rebuilt at most every PAGE_CACHE_S seconds."""
+    def status_page(self, page: int = 1) -> tuple[bytes, bytes]:
+        """Page `page` as (html, gzipped html), rebuilt at most every PAGE_CACHE_S seconds.
+
+        Raises NoSuchPage past the last page (and for page < 1)."""
         with self._page_lock:
-            if self._page and time.monotonic() - self._page[0] < PAGE_CACHE_S:
-                return self._page[1], self._page[2]
+            now = time.monotonic()
+            cached = self._pages.get(page)
+            if cached and now - cached[0] < PAGE_CACHE_S:
+                return cached[1], cached[2]
+            if page < 1:
+                raise NoSuchPage(page)
             if self.pool is None:
                 raise RuntimeError("no database pool")
             with self.pool.connection() as conn:
-                views, total = statuspage.collect(conn, self.days, self.live_states(),
-                                                  self.max_monitors)
-            body = statuspage.render(views, self.title, self.days, total=total).encode()
-            self._page = (time.monotonic(), body, gzip.compress(body, compresslevel=6))
-            return self._page[1], self._page[2]
+                built = statuspage.collect(conn, self.days, self.live_states(),
+                                           self.max_monitors, page)
+            if page > built.pages:
+                raise NoSuchPage(page)
+            body = statuspage.render(built, self.title, self.days).encode()
+            # Keep only fresh pages: the cache never outgrows the pages visited in 5 s.
+            self._pages = {n: c for n, c in self._pages.items() if now - c[0] < PAGE_CACHE_S}
+            self._pages[page] = (now, body, gzip.compress(body, compresslevel=6))
+            return body, self._pages[page][2]
 
     def start(self, host: str, port: int) -> int:
         app = self
@@ -99,7 +120,7 @@ class WebApp:
                 self.do_GET()
 
             def do_GET(self) -> None:  # noqa: N802 - stdlib naming
-                path = self.path.split("?", 1)[0]
+                path, _, query = self.path.partition("?")
                 try:
                     if path == "/health":
                         h = app.health()
@@ -109,7 +130,16 @@ class WebApp:
                     elif path == "/metrics":
                         self._send(200, app.metrics.render(), app.metrics.content_type)
                     elif path in ("/", "/status"):
-                        html, gz = app.status_page()
+                        try:
+                            number = page_number(query)
+                        except ValueError:
+                            self._send(400, b"page must be a number\n", "text/plain")
+                            return
+                        try:
+                            html, gz = app.status_page(number)
+                        except NoSuchPage as exc:
+                            self._send(404, f"no status page {exc}\n".encode(), "text/plain")
+                            return
                         headers = {"Vary": "Accept-Encoding"}
                         if accepts_gzip(self.headers.get("Accept-Encoding", "")):
                             html, headers["Content-Encoding"] = gz, "gzip"

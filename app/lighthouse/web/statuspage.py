@@ -6,6 +6,7 @@ computed here (plain numbers) so the template stays simple and autoescaped.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,8 +15,8 @@ import jinja2
 import psycopg
 
 from lighthouse.db import queries
-from lighthouse.models import Monitor
-from lighthouse.source import LOAD_ALL_SQL, PROBED_TYPES, monitor_from_row
+from lighthouse.models import CheckResult, Monitor
+from lighthouse.source import LOAD_ALL_SQL, LOAD_IDS_SQL, PROBED_TYPES, monitor_from_row
 
 BAR_W, BAR_GAP, BAR_H = 6, 2, 34
 SPARK_W, SPARK_H = 180, 34
@@ -89,57 +90,101 @@ def _target(m: Monitor) -> str:
     return str(c.get("url") or f"{c.get('host', '?')}:{c.get('port', '')}")
 
 
-def active_monitors(conn: psycopg.Connection, limit: int) -> tuple[list[Monitor], int]:
-    """The first `limit` active monitors by name, and how many there are in all."""
-    params = {"types": list(PROBED_TYPES), "limit": limit}
-    rows = conn.execute(f"{LOAD_ALL_SQL} ORDER BY lower(name), id LIMIT %(limit)s",
-                        params).fetchall()
-    total = conn.execute(f"SELECT count(*) FROM ({LOAD_ALL_SQL}) AS a", params).fetchone()[0]
-    return [monitor_from_row(r) for r in rows], total
+ORDER = "ORDER BY lower(name), id"
+
+
+@dataclass
+class Page:
+    """One page of the status page: its monitors, and the fleet-wide counts the banner shows."""
+
+    views: list[MonitorView]
+    total: int  # active monitors, on every page
+    down: int  # of those, down now (on any page)
+    number: int = 1
+    per_page: int = 200
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def first(self) -> int:
+        """1-based position of this page's first monitor."""
+        return (self.number - 1) * self.per_page + 1
+
+
+def active_ids(conn: psycopg.Connection) -> list[uuid.UUID]:
+    """Every active monitor's id, in page order."""
+    params = {"types": list(PROBED_TYPES)}
+    rows = conn.execute(f"SELECT id FROM ({LOAD_ALL_SQL}) AS a {ORDER}", params).fetchall()
+    return [r[0] for r in rows]
+
+
+def active_monitors(conn: psycopg.Connection, ids: list[uuid.UUID]) -> list[Monitor]:
+    """The monitors with these ids, in page order."""
+    params = {"types": list(PROBED_TYPES), "ids": ids}
+    return [monitor_from_row(r) for r in
+            conn.execute(f"{LOAD_IDS_SQL} {ORDER}", params).fetchall()]
+
+
+def _state(live: str | None, last: CheckResult | None) -> str:
+    """up | down | unknown: the alert state machine's word if it has one, else the last check."""
+    if live and live != "unknown":
+        return live
+    if last is None:
+        return "unknown"
+    return "up" if str(last.status) == "success" else "down"
 
 
 def collect(conn: psycopg.Connection, days: int = 90, health: dict[str, str] | None = None,
-            limit: int = 200) -> tuple[list[MonitorView], int]:
-    """MonitorViews of the first `limit` active monitors by name, and the number of active
-    monitors. `health`: live states from the alert state machine. A fixed number of
-    statements whatever the page size (one per monitor made 200 monitors cost ~0.6 s)."""
-    monitors, total = active_monitors(conn, limit)
-    if not monitors:
-        return [], total
+            limit: int = 200, page: int = 1) -> Page:
+    """Page `page` (1-based, `limit` monitors a page, by name) of the active monitors.
+
+    `health`: live states from the alert state machine; monitors it does not know are judged
+    by their last check. The banner's down count covers every page, not just this one. A page
+    costs a fixed number of statements whatever its size (one per monitor made 200 monitors
+    cost ~0.6 s).
+    """
+    live = health or {}
+    every = active_ids(conn)
+    on_page = every[(page - 1) * limit:page * limit]
+    shown = set(on_page)
+    # Latest checks: this page's monitors, plus any others the state machine does not know.
+    latest = queries.latest_checks(conn, [
+        i for i in every if i in shown or live.get(str(i), "unknown") == "unknown"])
+    down = sum(_state(live.get(str(i)), latest.get(i)) == "down" for i in every)
+    result = Page([], total=len(every), down=down, number=page, per_page=limit)
+    if not on_page:
+        return result
+    monitors = active_monitors(conn, on_page)
     ids = [m.id for m in monitors]
     stats = queries.summary(conn, ids, timedelta(days=30), percentiles=(0.95,))
-    latest = queries.latest_checks(conn, ids)
     bars = queries.daily_uptime_many(conn, ids, days)
     latencies = queries.recent_latencies(conn, ids, limit=SPARK_POINTS,
                                          since=datetime.now(UTC) - timedelta(days=2))
-    views = []
     for m in monitors:
         s = stats.get(m.id)
         last = latest.get(m.id)
-        state = (health or {}).get(str(m.id)) or "unknown"
-        if state == "unknown" and last is not None:
-            state = "up" if str(last.status) == "success" else "down"
         lat = latencies.get(m.id, [])
         points, top = sparkline(lat)
         p95 = s.percentile(0.95) if s else None
-        views.append(MonitorView(
-            id=str(m.id), name=m.name, target=_target(m), state=state,
+        result.views.append(MonitorView(
+            id=str(m.id), name=m.name, target=_target(m),
+            state=_state(live.get(str(m.id)), last),
             last_check=last.time.strftime("%Y-%m-%d %H:%M:%S UTC") if last else "never",
             uptime_30d=f"{s.uptime_pct:.2f}%" if s and s.uptime_pct is not None else "-",
             p95_ms=f"{p95:.0f} ms" if p95 is not None else "-",
             bars=bars_for(bars[m.id]),
             spark_points=points, spark_max_ms=top, spark_last_ms=lat[-1] if lat else None))
-    return views, total
+    return result
 
 
-def render(views: list[MonitorView], title: str, days: int = 90,
-           generated: datetime | None = None, total: int | None = None) -> str:
+def render(page: Page, title: str, days: int = 90,
+           generated: datetime | None = None) -> str:
     generated = generated or datetime.now(UTC)
-    overall = ("down" if any(v.state == "down" for v in views)
-               else "up" if views else "unknown")
+    overall = "down" if page.down else "up" if page.total else "unknown"
     ctx: dict[str, Any] = {
-        "title": title, "monitors": views, "days": days, "overall": overall,
-        "total": len(views) if total is None else total,
+        "title": title, "page": page, "monitors": page.views, "days": days, "overall": overall,
         "generated": generated.strftime("%Y-%m-%d %H:%M:%S UTC"),
         "bar_w": BAR_W, "bar_h": BAR_H, "bars_width": days * (BAR_W + BAR_GAP) - BAR_GAP,
         "spark_w": SPARK_W, "spark_h": SPARK_H,

@@ -141,3 +141,45 @@ def test_status_page_is_gzipped_for_clients_that_ask(lh_dsn):
     assert gzip.decompress(body) == html  # the same cached page, both ways
     assert html.count(b'class="bar"') == 3 * 90
     assert len(body) * 8 < len(html)
+
+
+def test_pages_of_monitors_and_a_banner_for_the_whole_fleet(lh_dsn):
+    import urllib.error
+    import urllib.request
+
+    ids = [add_monitor(lh_dsn, f"m{i}", {"url": f"https://m{i}.example.com/"})
+           for i in range(1, 6)]
+    # m5 (page 3) is down by its last check; m4 (page 2) is down by the live state machine.
+    with psycopg.connect(lh_dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO check_history (time, subscription_id, status, latency_ms) "
+                     "VALUES (now() - interval '1 minute', %s, 'failure', 5), "
+                     "(now() - interval '1 minute', %s, 'success', 5)", (ids[4], ids[0]))
+    pool = ConnectionPool(lh_dsn, min_size=1, max_size=2, open=True)
+    app = WebApp(metrics=Metrics(), health=lambda: {"status": "ok"}, pool=pool,
+                 max_monitors=2, live_states=lambda: {str(ids[3]): "down"})
+    port = app.start("127.0.0.1", 0)
+
+    def get(query: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/{query}", timeout=30) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    try:
+        pages = {n: get(f"?page={n}") for n in (1, 2, 3)}
+        first, beyond, zero, word = get(""), get("?page=4"), get("?page=0"), get("?page=two")
+    finally:
+        app.stop()
+        pool.close()
+
+    shown = {n: re.findall(r'<section class="monitor" id="monitor-([0-9a-f-]+)"', html)
+             for n, (_, html) in pages.items()}
+    assert shown == {1: [str(ids[0]), str(ids[1])], 2: [str(ids[2]), str(ids[3])],
+                     3: [str(ids[4])]}
+    assert first == pages[1]
+    for _, html in pages.values():  # every page tells of both down monitors
+        assert 'id="overall" data-state="down"' in html and "2 of 5 monitors down" in html
+    assert "Monitors 3–4 of 5" in pages[2][1] and 'href="?page=3"' in pages[2][1]
+    assert f'id="monitor-{ids[4]}" data-state="down"' in pages[3][1]
+    assert beyond[0] == 404 and zero[0] == 404 and word[0] == 400

@@ -33,18 +33,41 @@ def test_render_escapes_names_and_draws_one_bar_per_day():
         id="x", name="<script>alert(1)</script>", target="https://e.com/?a=1&b=2",
         state="down", last_check="never", uptime_30d="99.00%", p95_ms="12 ms",
         bars=statuspage.bars_for(days))
-    html = statuspage.render([view], "Status & more")
+    html = statuspage.render(statuspage.Page([view], total=1, down=1), "Status & more")
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;" in html and "Status &amp; more" in html
     assert html.count('class="bar"') == 90
-    assert 'data-state="down"' in html and "Some monitors are down" in html
+    assert 'data-state="down"' in html and "1 of 1 monitor down" in html
 
 
-def test_render_says_when_monitors_were_left_out():
-    view = statuspage.MonitorView(id="a", name="a", target="t", state="up", last_check="never",
-                                  uptime_30d="-", p95_ms="-")
-    assert "Showing 1 of 5 monitors" in statuspage.render([view], "S", total=5)
-    assert 'id="truncated"' not in statuspage.render([view], "S", total=1)
+def view(name: str, state: str = "up") -> statuspage.MonitorView:
+    return statuspage.MonitorView(id=name, name=name, target="t", state=state,
+                                  last_check="never", uptime_30d="-", p95_ms="-")
+
+
+def test_banner_counts_down_monitors_on_every_page():
+    # Nothing down on this page, but 3 of the 450 are down elsewhere: the banner says so.
+    page = statuspage.Page([view("a")], total=450, down=3, number=2, per_page=200)
+    html = statuspage.render(page, "S")
+    assert 'id="overall" data-state="down"' in html and "3 of 450 monitors down" in html
+    up = statuspage.render(statuspage.Page([view("a")], total=1, down=0), "S")
+    assert "All systems operational" in up
+    assert "No monitors yet" in statuspage.render(statuspage.Page([], total=0, down=0), "S")
+
+
+def test_pagination_links():
+    assert statuspage.Page([], total=0, down=0).pages == 1
+    assert statuspage.Page([], total=400, down=0, per_page=200).pages == 2
+    assert statuspage.Page([], total=401, down=0, per_page=200).pages == 3
+    middle = statuspage.render(statuspage.Page([view("a"), view("b")], total=5, down=0,
+                                               number=2, per_page=2), "S")
+    assert "Monitors 3–4 of 5" in middle and "page 2 of 3" in middle
+    assert 'href="?page=1"' in middle and 'href="?page=3"' in middle
+    last = statuspage.render(statuspage.Page([view("e")], total=5, down=0, number=3,
+                                             per_page=2), "S")
+    assert "Monitors 5–5 of 5" in last and 'rel="next"' not in last
+    assert 'id="pages"' not in statuspage.render(statuspage.Page([view("a")], total=1, down=0),
+                                                 "S")
 
 
 def test_accept_encoding_parsing():
@@ -57,3 +80,17 @@ def test_accept_encoding_parsing():
     assert not accepts_gzip("identity")
     assert not accepts_gzip("gzip;q=0")
     assert not accepts_gzip("gzip;q=nonsense")
+
+
+def test_state_prefers_the_state_machine_then_the_last_check():
+    import uuid
+    from datetime import UTC, datetime
+
+    from lighthouse.models import CheckResult, Status
+
+    failed = CheckResult(uuid.uuid4(), datetime.now(UTC), Status.FAILURE)
+    ok = CheckResult(uuid.uuid4(), datetime.now(UTC), Status.SUCCESS)
+    assert statuspage._state("up", failed) == "up"  # one failed check is not an outage yet
+    assert statuspage._state("unknown", failed) == "down"  # no verdict yet: the last check
+    assert statuspage._state(None, ok) == "up"
+    assert statuspage._state(None, None) == "unknown"
