@@ -41,16 +41,16 @@ def page_number(query: str) -> int:
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
-    """Whether an Accept-Encoding header allows gzip (and does not refuse it with q=0)."""
+    """Whether an Accept-Encoding header allows gzip: named with q > 0, or else `*` with q > 0."""
+    weights: dict[str, float] = {}
     for part in accept_encoding.lower().split(","):
         name, _, params = part.strip().partition(";")
-        if name.strip() in ("gzip", "*"):
-            q = params.strip().removeprefix("q=").strip() if "q=" in params else "1"
-            try:
-                return float(q) > 0
-            except ValueError:
-                return False
-    return False
+        q = params.strip().removeprefix("q=").strip() if "q=" in params else "1"
+        try:
+            weights[name.strip()] = float(q)
+        except ValueError:
+            weights[name.strip()] = 0.0
+    return weights.get("gzip", weights.get("*", 0.0)) > 0
 
 
 class WebApp:

@@ -80,6 +80,8 @@ def test_accept_encoding_parsing():
     assert not accepts_gzip("identity")
     assert not accepts_gzip("gzip;q=0")
     assert not accepts_gzip("gzip;q=nonsense")
+    assert accepts_gzip("*;q=0, gzip")  # named beats the wildcard
+    assert not accepts_gzip("gzip;q=0, *")
 
 
 def test_state_prefers_the_state_machine_then_the_last_check():
