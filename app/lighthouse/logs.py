@@ -11,6 +11,8 @@ import sys
 import time
 from typing import Any
 
+from lighthouse.redact import redact
+
 
 def _fmt_value(v: Any) -> str:
     s = str(v)
@@ -35,9 +37,10 @@ class KeyValueFormatter(logging.Formatter):
         fields.update(getattr(record, "kv", {}) or {})
         if record.exc_info:
             fields["exc"] = self.formatException(record.exc_info)
+        # One choke point: no URL credentials in any log line, whoever logged it.
         if self.as_json:
-            return json.dumps(fields, default=str)
-        return " ".join(f"{k}={_fmt_value(v)}" for k, v in fields.items())
+            return redact(json.dumps(fields, default=str))
+        return redact(" ".join(f"{k}={_fmt_value(v)}" for k, v in fields.items()))
 
 
 def setup(level: str = "INFO", fmt: str = "kv") -> None:

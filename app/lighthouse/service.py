@@ -62,7 +62,7 @@ class Prober:
                                          open=False, timeout=timeout, kwargs=conn_kwargs)
         self.pool = ConnectionPool(dsn, min_size=0, max_size=cfg.database.pool_max,
                                    open=False, timeout=timeout, kwargs=conn_kwargs)
-        self.dispatcher = AlertDispatcher(cfg.alerting, self.apool, self.ctx.ssrf, self.metrics)
+        self.dispatcher = AlertDispatcher(cfg.alerting, self.apool, self.ctx, self.metrics)
         self.web = WebApp(metrics=self.metrics, health=self.health, pool=self.pool,
                           title=cfg.http.title, days=cfg.http.status_days,
                           max_monitors=cfg.http.status_max_monitors,

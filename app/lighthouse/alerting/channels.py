@@ -3,7 +3,7 @@
 channel_config keys (alert_channels.channel_config):
 - webhook:  {"url": "https://...", "secret": "..."} - JSON POST; with a secret, the header
             `<alerting.webhook_signature_header>: sha256=<hex HMAC-SHA256 of the raw body>`.
-            The URL is user-supplied, so it goes through the same SSRF policy as checks.
+            The URL is user-supplied; `user:pass@` in it is sent as Basic auth.
 - slack:    {"webhook_url": "https://hooks.slack.com/services/T/B/X"} (or "webhook_path")
 - discord:  {"webhook_url": "https://discord.com/api/webhooks/ID/TOKEN"} (or "webhook_path")
             For Slack and Discord only the path of the stored URL is used; the host is
@@ -11,6 +11,12 @@ channel_config keys (alert_channels.channel_config):
             to an arbitrary host (and tests point the base URLs at local servers).
 - telegram: {"chat_id": "123"}; the bot token is alerting.telegram_bot_token (a secret).
 - email:    {"email": "ops@example.com"} or {"to": ["a@x", "b@y"]}; SMTP from alerting.smtp_*.
+
+Every HTTP delivery goes through the checks' transport (checks/transport.py): the host is
+resolved once, vetted by the SSRF policy, and the connection made to that vetted address, so a
+name that answers differently the second time (DNS rebinding) cannot redirect an alert. That
+holds for the operator's base URLs too: point them at a private relay only by allow-listing it
+(checks.ssrf_allow). Redirects are not followed (a 3xx is a failed delivery).
 """
 
 from __future__ import annotations
@@ -27,11 +33,14 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from lighthouse.alerting.state import Alert
-from lighthouse.checks.errors import CheckError
-from lighthouse.checks.ssrf import SsrfPolicy, resolve_vetted
+from lighthouse.checks.context import CheckContext
+from lighthouse.checks.errors import CheckError, ErrorCode
+from lighthouse.checks.fetch import Hop
+from lighthouse.checks.http import basic_auth, decode_text, parse_url
+from lighthouse.checks.progress import Progress
+from lighthouse.checks.ssrf import resolve_vetted
+from lighthouse.checks.transport import fetch
 from lighthouse.config import AlertingConfig
 
 CHANNEL_TYPES = ("webhook", "slack", "discord", "telegram", "email")
@@ -49,11 +58,19 @@ class DeliveryError(Exception):
         self.retry_after_s = retry_after_s
 
 
+_REPLY_BYTES = 4096  # of a channel's answer kept (error text, Telegram's "ok")
+
+
 @dataclass
 class ChannelContext:
     cfg: AlertingConfig
-    http: httpx.AsyncClient
-    ssrf: SsrfPolicy
+    transport: CheckContext  # TLS context, SSRF policy, DNS threads, keep-alive connections
+
+
+@dataclass(slots=True)
+class Reply:
+    status: int
+    text: str
 
 
 def payload(alert: Alert) -> dict[str, Any]:
@@ -87,24 +104,38 @@ def _path_of(config: dict[str, Any], kind: str) -> str:
 
 
 async def _post(ctx: ChannelContext, url: str, *, content: bytes,
-                headers: dict[str, str]) -> httpx.Response:
+                headers: dict[str, str]) -> Reply:
+    """POST on the vetted address of url's host; DeliveryError unless the answer is 2xx."""
+    t = ctx.transport
     try:
-        response = await ctx.http.post(url, content=content, headers=headers)
-    except httpx.TimeoutException:
+        target = parse_url(url)
+        port = target.port or (443 if target.scheme == "https" else 80)
+        async with asyncio.timeout(ctx.cfg.timeout_s):
+            ip, _ = await resolve_vetted(target.raw_host.decode("ascii"), port, t.ssrf,
+                                         t.prefer_ipv6, t.dns_executor())
+            sent = [("Host", target.netloc.decode("ascii")), *headers.items()]
+            auth = basic_auth(target)
+            if auth is not None:
+                sent.append(("Authorization", auth))
+            hop = Hop("POST", target, ip, sent, content)
+            fetched = await fetch(t, hop, Progress(), keep_body=_REPLY_BYTES, keepalive=True)
+    except TimeoutError:
         raise DeliveryError("timeout") from None
-    except httpx.HTTPError as exc:
-        raise DeliveryError(f"{type(exc).__name__}: {exc}"[:300]) from None
-    if response.status_code == 429 or response.status_code >= 500:
-        retry_after = response.headers.get("retry-after")
+    except CheckError as exc:  # ssrf and config cannot get better by trying again
+        raise DeliveryError(f"{exc.code}: {exc.message}"[:300],
+                            retryable=exc.code not in (ErrorCode.SSRF, ErrorCode.CONFIG)) from None
+    reply = Reply(fetched.status, decode_text(fetched.body,
+                                              fetched.headers.get_list("content-type")))
+    if reply.status == 429 or reply.status >= 500:
+        retry_after = fetched.headers.get("retry-after")
         try:
             after = float(retry_after) if retry_after else None
         except ValueError:
             after = None
-        raise DeliveryError(f"HTTP {response.status_code}", retryable=True, retry_after_s=after)
-    if response.status_code >= 300:
-        raise DeliveryError(f"HTTP {response.status_code}: {response.text[:200]}",
-                            retryable=False)
-    return response
+        raise DeliveryError(f"HTTP {reply.status}", retryable=True, retry_after_s=after)
+    if reply.status >= 300:
+        raise DeliveryError(f"HTTP {reply.status}: {reply.text[:200]}", retryable=False)
+    return reply
 
 
 def _json(body: dict[str, Any]) -> bytes:
@@ -115,11 +146,6 @@ async def send_webhook(ctx: ChannelContext, config: dict[str, Any], alert: Alert
     url = config.get("url")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise DeliveryError("webhook channel needs an http(s) url", retryable=False)
-    parts = urlsplit(url)
-    try:
-        await resolve_vetted(parts.hostname or "", parts.port or 443, ctx.ssrf)
-    except CheckError as exc:
-        raise DeliveryError(f"{exc.code}: {exc.message}", retryable=exc.code == "dns") from None
     body = _json(payload(alert))
     headers = {"content-type": "application/json", "user-agent": "lighthouse-alerts/0.1"}
     secret = config.get("secret")
@@ -164,8 +190,9 @@ async def send_telegram(ctx: ChannelContext, config: dict[str, Any], alert: Aler
         raise DeliveryError(exc.reason.replace(ctx.cfg.telegram_bot_token, "***"),
                             exc.retryable, exc.retry_after_s) from None
     try:
-        ok = response.json().get("ok", False)
-    except ValueError:
+        answer = json.loads(response.text)
+        ok = isinstance(answer, dict) and answer.get("ok") is True
+    except (ValueError, RecursionError):
         ok = False
     if not ok:
         raise DeliveryError(f"telegram answered ok=false: {response.text[:200]}",

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from psycopg_pool import AsyncConnectionPool
 
 from lighthouse.alerting.channels import SENDERS, ChannelContext, DeliveryError
 from lighthouse.alerting.state import Alert
+from lighthouse.checks.context import CheckContext
 from lighthouse.checks.ssrf import SsrfPolicy
 from lighthouse.config import AlertingConfig
 from lighthouse.logs import event
@@ -57,14 +57,17 @@ def wants(channel: Channel, alert: Alert) -> bool:
 
 
 class AlertDispatcher:
-    def __init__(self, cfg: AlertingConfig, pool: AsyncConnectionPool, ssrf: SsrfPolicy,
-                 metrics: Metrics | None = None) -> None:
+    def __init__(self, cfg: AlertingConfig, pool: AsyncConnectionPool,
+                 transport: CheckContext | SsrfPolicy, metrics: Metrics | None = None) -> None:
+        """transport: the prober's CheckContext (shared TLS context, SSRF policy, connections),
+        or just a policy, for which the dispatcher builds (and closes) a context of its own."""
         self.cfg = cfg
         self.pool = pool
         self.metrics = metrics or Metrics()
-        self.http = httpx.AsyncClient(timeout=cfg.timeout_s, follow_redirects=False,
-                                      trust_env=False)
-        self.ctx = ChannelContext(cfg, self.http, ssrf)
+        self._owns_transport = isinstance(transport, SsrfPolicy)
+        if isinstance(transport, SsrfPolicy):
+            transport = CheckContext(ssrf=transport)
+        self.ctx = ChannelContext(cfg, transport)
         self._tasks: set[asyncio.Task[None]] = set()
         self._channel_cache: dict[uuid.UUID, list[Channel]] = {}
         self.sent = 0
@@ -165,4 +168,5 @@ class AlertDispatcher:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
-        await self.http.aclose()
+        if self._owns_transport:
+            await self.ctx.transport.aclose()

@@ -27,6 +27,7 @@ from datetime import datetime
 
 from lighthouse.config import AlertingConfig
 from lighthouse.models import CheckResult, Monitor, Status
+from lighthouse.redact import redact, target_of
 
 CERT_MILESTONES = (7, 3, 1)
 
@@ -63,13 +64,6 @@ class MonitorState:
     cert_level: int | None = None  # smallest threshold already alerted
 
 
-def _target(monitor: Monitor) -> str:
-    c = monitor.config
-    if "url" in c:
-        return str(c["url"])
-    return f"{c.get('host', '?')}:{c.get('port', 443 if monitor.type == 'tls' else '?')}"
-
-
 def _describe(result: CheckResult) -> str:
     parts = [str(result.status)]
     if result.error_code:
@@ -77,7 +71,7 @@ def _describe(result: CheckResult) -> str:
     if result.http_status:
         parts.append(f"HTTP {result.http_status}")
     if result.error_message:
-        parts.append(f"- {result.error_message[:300]}")
+        parts.append(f"- {redact(result.error_message)[:300]}")
     return " ".join(parts)
 
 
@@ -130,7 +124,7 @@ class AlertPolicy:
 
     def _state_alert(self, monitor: Monitor, result: CheckResult,
                      s: MonitorState) -> Alert | None:
-        target = _target(monitor)
+        target = target_of(monitor)
         if s.health is Health.DOWN:
             return Alert(monitor.id, monitor.name, "downtime", "critical",
                          f"{monitor.name} is DOWN",
@@ -158,7 +152,7 @@ class AlertPolicy:
                 s.latency_alerted = False
         if s.slow >= self.cfg.failure_threshold and not s.latency_alerted:
             s.latency_alerted = True
-            target = _target(monitor)
+            target = target_of(monitor)
             return [Alert(monitor.id, monitor.name, "high_latency", "warning",
                           f"{monitor.name} is slow",
                           f"{monitor.name} ({target}) took {result.latency_ms} ms "
@@ -179,7 +173,7 @@ class AlertPolicy:
         if s.cert_level is not None and crossed >= s.cert_level:
             return []
         s.cert_level = crossed
-        target = _target(monitor)
+        target = target_of(monitor)
         severity = "critical" if days <= 3 else "warning"
         when = "has EXPIRED" if days < 0 else f"expires in {days} day{'s' if days != 1 else ''}"
         return [Alert(monitor.id, monitor.name, "certificate_expiry", severity,

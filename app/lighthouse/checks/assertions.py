@@ -100,6 +100,8 @@ def check_json(body: str, path: str, expected: Any = _MISSING) -> None:
         doc = json.loads(body)
     except ValueError as exc:
         raise CheckError(ErrorCode.ASSERTION, f"body is not JSON: {exc}") from None
+    except RecursionError:  # a target can nest [[[[... deeper than the parser's stack
+        raise CheckError(ErrorCode.ASSERTION, "body is JSON nested too deeply to read") from None
     value = json_lookup(doc, steps)
     if value is _MISSING:
         raise CheckError(ErrorCode.ASSERTION, f"json_path {path!r} not found")

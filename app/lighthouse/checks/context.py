@@ -40,9 +40,8 @@ class CheckContext:
     user_agent: str = USER_AGENT
     prefer_ipv6: bool = False  # connect to an IPv6 answer first when a name has both
     dns_threads: int = 32  # getaddrinfo threads (a dead name server holds one for seconds)
-    http_transport: str = "auto"  # auto | lean | httpx (auto: lean unless keepalive)
     snippet_on_success: bool = False  # snippets cost 1 KiB a row; keep them for failures
-    # Lazily built helpers (httpx clients for keep-alive monitors); closed by aclose().
+    # Lazily built helpers (the keep-alive connection pool, the DNS threads); closed by aclose().
     _state: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import codecs
 import json
 import re
@@ -14,10 +15,9 @@ from lighthouse.checks import assertions
 from lighthouse.checks.context import CheckContext
 from lighthouse.checks.errors import CheckError, ErrorCode
 from lighthouse.checks.fetch import Fetched, Hop, decode_body
-from lighthouse.checks.httpx_fetch import fetch_httpx
-from lighthouse.checks.lean_fetch import fetch_lean
 from lighthouse.checks.progress import Progress
 from lighthouse.checks.ssrf import resolve_vetted
+from lighthouse.checks.transport import fetch
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
@@ -131,9 +131,20 @@ def parse_http_config(cfg: dict[str, Any], ctx: CheckContext) -> HttpConfig:
     )
 
 
+def basic_auth(url: httpx.URL) -> str | None:
+    """The Authorization value for credentials written in the URL (`user:pass@`), if any."""
+    if not url.userinfo:
+        return None
+    pair = f"{url.username}:{url.password}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
 def _request_headers(ctx: CheckContext, cfg: HttpConfig, url: httpx.URL) -> list[tuple[str, str]]:
     headers = [("Host", url.netloc.decode("ascii"))]
     names = {k.lower() for k, _ in cfg.headers}
+    auth = basic_auth(cfg.url)
+    if auth is not None and "authorization" not in names:
+        headers.append(("Authorization", auth))
     if "user-agent" not in names:
         headers.append(("User-Agent", ctx.user_agent))
     if "accept" not in names:
@@ -163,15 +174,6 @@ def _next_hop(
     return target, method, body
 
 
-async def _fetch(
-    ctx: CheckContext, hop: Hop, progress: Progress, keepalive: bool, keep_body: int | None
-) -> Fetched:
-    # The lean transport serves one-shot probes; httpx serves keep-alive monitors (pooling).
-    if keepalive or ctx.http_transport == "httpx":
-        return await fetch_httpx(ctx, hop, progress, keepalive, keep_body)
-    return await fetch_lean(ctx, hop, progress, keep_body)
-
-
 async def check_http(cfg: HttpConfig, ctx: CheckContext, progress: Progress) -> None:
     """Run the check; returns on success, raises CheckError otherwise. Fills progress."""
     url, method, body = cfg.url, cfg.method, cfg.body
@@ -182,8 +184,8 @@ async def check_http(cfg: HttpConfig, ctx: CheckContext, progress: Progress) -> 
     while True:
         progress.phase = "dns"
         port = url.port or (443 if url.scheme == "https" else 80)
-        ip, dns_ms = await resolve_vetted(
-            url.host, port, ctx.ssrf, ctx.prefer_ipv6, ctx.dns_executor()
+        ip, dns_ms = await resolve_vetted(  # the A-label: IDNA 2008, as httpx encodes it
+            url.raw_host.decode("ascii"), port, ctx.ssrf, ctx.prefer_ipv6, ctx.dns_executor()
         )
         progress.add("dns", dns_ms)
         headers = _request_headers(ctx, cfg, url)
@@ -191,7 +193,7 @@ async def check_http(cfg: HttpConfig, ctx: CheckContext, progress: Progress) -> 
             # Like browsers: credentials do not follow a redirect to another host.
             headers = [(k, v) for k, v in headers if k.lower() not in ("authorization", "cookie")]
         hop = Hop(method, url, ip, headers, body)
-        fetched = await _fetch(ctx, hop, progress, cfg.keepalive, keep_body)
+        fetched = await fetch(ctx, hop, progress, keep_body, cfg.keepalive)
         progress.http_status = fetched.status
         if fetched.cert_days_left is not None:
             progress.cert_days_left = fetched.cert_days_left
@@ -221,8 +223,7 @@ def _assess(cfg: HttpConfig, ctx: CheckContext, progress: Progress, fetched: Fet
     if fetched.status not in cfg.expected_status:
         raise CheckError(ErrorCode.STATUS, f"HTTP {fetched.status} not in expected status codes")
     if cfg.keyword is not None or cfg.json_path is not None:
-        charset = fetched.headers.get_list("content-type")
-        text = decoded.decode(_charset(charset), errors="replace")
+        text = decode_text(decoded, fetched.headers.get_list("content-type"))
         if cfg.keyword is not None and cfg.keyword not in text:
             if truncated:
                 raise CheckError(
@@ -245,12 +246,30 @@ def _assess(cfg: HttpConfig, ctx: CheckContext, progress: Progress, fetched: Fet
 
 
 def _charset(content_types: list[str]) -> str:
+    """The text encoding a response declares; UTF-8 when it names none, or none we trust."""
     for value in content_types:
         for part in value.split(";")[1:]:
             name, _, charset = part.strip().partition("=")
             if name.lower() == "charset" and charset:
                 try:
-                    return codecs.lookup(charset.strip("\"' ")).name
-                except LookupError:
+                    info = codecs.lookup(charset.strip("\"' "))
+                except (LookupError, ValueError):  # unknown, or a name with a NUL in it
                     return "utf-8"
+                # rot13, base64, zlib... are codecs but not text encodings; idna and
+                # punycode refuse errors="replace": a target must not pick those.
+                if not info._is_text_encoding or info.name in _UNSAFE_CHARSETS:  # type: ignore[attr-defined]
+                    return "utf-8"
+                return info.name
     return "utf-8"
+
+
+_UNSAFE_CHARSETS = frozenset(
+    {"idna", "punycode", "raw-unicode-escape", "unicode-escape", "undefined"}
+)
+
+
+def decode_text(body: bytes, content_types: list[str]) -> str:
+    try:
+        return body.decode(_charset(content_types), errors="replace")
+    except (UnicodeError, LookupError, ValueError):  # a codec that still refuses
+        return body.decode("utf-8", errors="replace")

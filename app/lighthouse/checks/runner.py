@@ -13,6 +13,7 @@ from lighthouse.checks.progress import Progress
 from lighthouse.checks.tcp import check_tcp, parse_tcp_config
 from lighthouse.checks.tls import check_tls, parse_tls_config
 from lighthouse.models import CheckResult, Monitor, Status
+from lighthouse.redact import redact
 
 log = logging.getLogger("lighthouse.checks")
 
@@ -25,6 +26,11 @@ def _clean(text: str | None, limit: int) -> str | None:
     if text is None:
         return None
     return text.replace("\x00", "\ufffd")[:limit]
+
+
+def _message(text: str | None) -> str | None:
+    """An error message as stored: no credentials from URLs, no NUL, bounded."""
+    return _clean(redact(text), _MAX_MESSAGE) if text is not None else None
 
 
 async def run_check(monitor: Monitor, ctx: CheckContext) -> CheckResult:
@@ -76,7 +82,7 @@ async def run_check(monitor: Monitor, ctx: CheckContext) -> CheckResult:
         latency_ms=round(total),
         http_status=progress.http_status,
         error_code=code.value if code is not None else None,
-        error_message=_clean(message, _MAX_MESSAGE),
+        error_message=_message(message),
         timings=progress.timings,
         response_snippet=snippet,
         cert_days_left=progress.cert_days_left,

@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import idna
+
 from lighthouse.checks.context import CheckContext
 from lighthouse.checks.errors import CheckError, ErrorCode
 from lighthouse.checks.fetch import classify
@@ -28,7 +30,13 @@ def parse_host_port(cfg: dict[str, Any], default_port: int | None = None) -> tup
     port = cfg.get("port", default_port)
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise CheckError(ErrorCode.CONFIG, f"port: expected 1-65535, got {port!r}")
-    return host.strip("[]"), port
+    host = host.strip("[]")
+    if not host.isascii():  # resolver and SNI need the A-label (IDNA 2008, as httpx uses)
+        try:
+            host = idna.encode(host, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError) as exc:
+            raise CheckError(ErrorCode.CONFIG, f"host: invalid international name: {exc}") from None
+    return host, port
 
 
 def parse_timeout(cfg: dict[str, Any], ctx: CheckContext) -> float:

@@ -16,6 +16,7 @@ import psycopg
 
 from lighthouse.db import queries
 from lighthouse.models import CheckResult, Monitor
+from lighthouse.redact import target_of
 from lighthouse.source import LOAD_ALL_SQL, LOAD_IDS_SQL, PROBED_TYPES, monitor_from_row
 
 BAR_W, BAR_GAP, BAR_H = 6, 2, 34
@@ -83,11 +84,6 @@ def sparkline(latencies: list[int]) -> tuple[str, int]:
     pts = [f"{i * step:.1f},{SPARK_H - 2 - (v / top) * (SPARK_H - 4):.1f}"
            for i, v in enumerate(latencies)]
     return " ".join(pts), top
-
-
-def _target(m: Monitor) -> str:
-    c = m.config
-    return str(c.get("url") or f"{c.get('host', '?')}:{c.get('port', '')}")
 
 
 ORDER = "ORDER BY lower(name), id"
@@ -169,7 +165,7 @@ def collect(conn: psycopg.Connection, days: int = 90, health: dict[str, str] | N
         points, top = sparkline(lat)
         p95 = s.percentile(0.95) if s else None
         result.views.append(MonitorView(
-            id=str(m.id), name=m.name, target=_target(m),
+            id=str(m.id), name=m.name, target=target_of(m),
             state=_state(live.get(str(m.id)), last),
             last_check=last.time.strftime("%Y-%m-%d %H:%M:%S UTC") if last else "never",
             uptime_30d=f"{s.uptime_pct:.2f}%" if s and s.uptime_pct is not None else "-",

@@ -36,9 +36,9 @@ def probe(kind: str, config: dict, ctx_kwargs: dict | None = None) -> CheckResul
     return run_async(go())
 
 
-@pytest.fixture(params=["lean", "httpx"])
+@pytest.fixture(params=["one-shot", "keepalive"])
 def transport(request) -> str:
-    """Both HTTP transports must behave the same (httpx serves keep-alive monitors)."""
+    """One-shot and keep-alive connections must give the same verdicts."""
     return request.param
 
 
@@ -46,7 +46,8 @@ def transport(request) -> str:
 def http(hostile, transport):
     def run(path_or_url: str, ctx_kwargs: dict | None = None, **config) -> CheckResult:
         url = path_or_url if "://" in path_or_url else hostile.url(path_or_url)
-        kwargs = {"cafile": hostile.ca_file, "http_transport": transport, **(ctx_kwargs or {})}
+        kwargs = {"cafile": hostile.ca_file, **(ctx_kwargs or {})}
+        config.setdefault("keepalive", transport == "keepalive")
         return probe("http", {"url": url, **config}, kwargs)
 
     return run

@@ -112,7 +112,8 @@ def test_valid_tls_with_sni_and_days_left(http, hostile):
 def test_ssrf_refused_without_allow_list(hostile, transport):
     from tests.integration.checks.conftest import probe
 
-    r = probe("http", {"url": hostile.url("/ok")}, {"allow_cidrs": [], "http_transport": transport})
+    r = probe("http", {"url": hostile.url("/ok"), "keepalive": transport == "keepalive"},
+              {"allow_cidrs": []})
     assert (r.status, r.error_code) == (Status.ERROR, "ssrf")
     assert "loopback" in r.error_message
 
