@@ -18,6 +18,7 @@ from lighthouse.checks.fetch import Fetched, Hop, decode_body
 from lighthouse.checks.progress import Progress
 from lighthouse.checks.ssrf import resolve_vetted
 from lighthouse.checks.transport import fetch
+from lighthouse.redact import redact
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
@@ -58,11 +59,25 @@ def parse_url(raw: Any, key: str = "url") -> httpx.URL:
     if not isinstance(raw, str) or not raw:
         raise CheckError(ErrorCode.CONFIG, f"{key}: expected an http(s) URL, got {raw!r}")
     try:
-        url = httpx.URL(raw)
-    except (httpx.InvalidURL, ValueError, TypeError) as exc:
-        raise CheckError(ErrorCode.CONFIG, f"{key}: invalid URL {raw!r}: {exc}") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise CheckError(ErrorCode.CONFIG, f"{key}: only http(s) URLs with a host, got {raw!r}")
+        url = _valid_url(lambda: httpx.URL(raw))
+    except ValueError as exc:
+        raise CheckError(ErrorCode.CONFIG, f"{key}: {exc}: {redact(raw)[:200]!r}") from None
+    return url
+
+
+def _valid_url(make) -> httpx.URL:
+    """make() as an absolute http(s) URL whose host has an A-label; else ValueError.
+
+    httpx encodes international names lazily: an invalid IDN label (xn--zz, a lone U+0080)
+    raises from `.host` or `.raw_host` later, so both are touched here, once."""
+    try:
+        url = make()
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("only http(s) URLs with a host")
+        url.raw_host.decode("ascii")
+        url.netloc.decode("ascii")
+    except (httpx.InvalidURL, UnicodeError, TypeError) as exc:
+        raise ValueError(f"invalid URL ({exc})") from None
     return url
 
 
@@ -163,11 +178,11 @@ def _next_hop(
     if fetched.status not in REDIRECT_CODES or not location:
         return None
     try:
-        target = hop_url.join(location)
-    except (httpx.InvalidURL, ValueError) as exc:
-        raise CheckError(ErrorCode.PROTOCOL, f"bad redirect Location {location!r}: {exc}") from None
-    if target.scheme not in ("http", "https") or not target.host:
-        raise CheckError(ErrorCode.PROTOCOL, f"redirect to unsupported URL {str(target)[:200]!r}")
+        target = _valid_url(lambda: hop_url.join(location))
+    except ValueError as exc:
+        raise CheckError(
+            ErrorCode.PROTOCOL, f"bad redirect Location {redact(location)[:200]!r}: {exc}"
+        ) from None
     to_get = fetched.status == 303 and method != "HEAD"
     if to_get or (fetched.status in (301, 302) and method == "POST"):
         method, body = "GET", None

@@ -285,7 +285,57 @@ async def _nul_body(srv, method, headers, body, w):
     await _send(w, "500 Internal Server Error", b"bad\0bytes\xff\xfe")
 
 
+async def _negative_chunk(srv, method, headers, body, w):
+    # A chunk size int(..., 16) accepts but a parser cannot advance on; then the server waits.
+    w.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\nabc")
+    await w.drain()
+    await asyncio.sleep(3600)
+
+
+async def _interim_flood(srv, method, headers, body, w):
+    await srv.stream("/interim-flood", w, b"HTTP/1.1 100 Continue\r\n\r\n" * 1000,
+                     limit=50_000_000)
+
+
+async def _deep_json(srv, method, headers, body, w):
+    await _send(w, "200 OK", b"[" * 200_000, ("Content-Type: application/json",))
+
+
+async def _charset(srv, method, headers, body, w):
+    charset = srv.requests[-1][1].partition("?cs=")[2]
+    await _send(w, "200 OK", b"hello \xff\xfe world",
+                (f"Content-Type: text/plain; charset={charset}",))
+
+
+async def _to_bad_idn(srv, method, headers, body, w):
+    await _send(w, "302 Found", headers=("Location: http://xn--a.example/",))
+
+
+async def _auth(srv, method, headers, body, w):
+    if headers.get("authorization") == "Basic dXNlcjpzM2NyZXQ=":  # user:s3cret
+        await _send(w, "200 OK", b"welcome")
+    else:
+        await _send(w, "401 Unauthorized", b"who are you", ('WWW-Authenticate: Basic realm="x"',))
+
+
+async def _auth_elsewhere(srv, method, headers, body, w):
+    await _send(w, "302 Found", headers=(f"Location: http://localhost:{srv.port}/auth",))
+
+
+async def _early_hints(srv, method, headers, body, w):
+    w.write(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+    await _send(w, "200 OK", b"after hints")
+
+
 ROUTES: dict[str, Handler] = {
+    "/negative-chunk": _negative_chunk,
+    "/interim-flood": _interim_flood,
+    "/deep-json": _deep_json,
+    "/charset": _charset,
+    "/to-bad-idn": _to_bad_idn,
+    "/auth": _auth,
+    "/auth-elsewhere": _auth_elsewhere,
+    "/early-hints": _early_hints,
     "/ok": _ok,
     "/echo": _echo,
     "/json": _json,

@@ -185,3 +185,63 @@ def test_unreachable_smtp_and_ssrf_refusal_are_recorded_failures(lh_dsn):
                                      ("webhook", 1, "failed")]
     assert "ConnectionRefused" in rows[0][3]
     assert rows[2][3].startswith("ssrf") and "link-local" in rows[2][3]
+
+
+def test_webhook_is_delivered_to_the_vetted_address_not_a_rebound_one(lh_dsn, http_recorder,
+                                                                      monkeypatch):
+    """DNS rebinding: the name answers 127.0.0.1 (allowed) once, then the metadata address.
+    The delivery must resolve once and connect to what it vetted."""
+    import socket
+
+    import lighthouse.checks.ssrf as ssrf
+
+    real = socket.getaddrinfo
+    asked: list[str] = []
+    port = int(http_recorder.url.rsplit(":", 1)[1])
+
+    def rebinding(host, *args, **kwargs):
+        if host != "rebind.test":
+            return real(host, *args, **kwargs)
+        asked.append(host)
+        ip = "127.0.0.1" if len(asked) == 1 else "169.254.169.254"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))]
+
+    monkeypatch.setattr(ssrf.socket, "getaddrinfo", rebinding)
+    sid = add_monitor(lh_dsn, "shop", {"url": "https://shop.example/"})
+    add_channel(lh_dsn, sid, "webhook", {"url": f"http://rebind.test:{port}/hook"})
+    d = asyncio.run(dispatch(lh_dsn, AlertingConfig(backoff_s=0.05), make_alert(sid)))
+    assert d.sent == 1 and asked == ["rebind.test"]
+    (req,) = http_recorder.requests
+    assert req["path"] == "/hook" and req["headers"]["Host"] == f"rebind.test:{port}"
+
+
+def test_channel_base_urls_go_through_the_ssrf_policy(lh_dsn):
+    sid = add_monitor(lh_dsn, "shop", {"url": "https://shop.example/"})
+    add_channel(lh_dsn, sid, "slack", {"webhook_url": "https://hooks.slack.com/services/T/B/X"})
+    cfg = AlertingConfig(slack_base_url="http://169.254.169.254", backoff_s=0.05)
+    d = asyncio.run(dispatch(lh_dsn, cfg, make_alert(sid)))
+    (row,) = attempts(lh_dsn, sid)
+    assert d.failed == 1 and row[2] == "failed" and row[3].startswith("ssrf"), row
+
+
+def test_url_credentials_never_reach_a_channel_or_alert_history(lh_dsn, http_recorder):
+    """A monitor whose URL carries credentials, through the alert state machine to a webhook."""
+    from lighthouse.alerting.state import AlertPolicy
+    from lighthouse.models import CheckResult, Monitor, Status
+
+    url = "https://ops:hunter2@shop.example/health"
+    sid = add_monitor(lh_dsn, "shop", {"url": url})
+    add_channel(lh_dsn, sid, "webhook", {"url": f"{http_recorder.url}/hook"})
+    policy = AlertPolicy(AlertingConfig(failure_threshold=1))
+    monitor = Monitor(sid, "shop", "http", {"url": url}, 60)
+    failed = CheckResult(sid, datetime.now(UTC), Status.ERROR, error_code="too_many_redirects",
+                         error_message=f"more than 1 redirects (last to {url})")
+    (alert,) = policy.observe(monitor, failed)
+    asyncio.run(dispatch(lh_dsn, AlertingConfig(backoff_s=0.05), alert))
+    (req,) = http_recorder.requests
+    with psycopg.connect(lh_dsn) as conn:
+        stored = conn.execute("SELECT title || message FROM alert_history "
+                              "WHERE subscription_id = %s", (sid,)).fetchone()[0]
+    for text in (req["body"].decode(), stored, alert.message, alert.target):
+        assert "hunter2" not in text and "ops:" not in text, text
+    assert json.loads(req["body"])["monitor"]["target"] == "https://***@shop.example/health"

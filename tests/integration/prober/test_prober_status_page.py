@@ -183,3 +183,13 @@ def test_pages_of_monitors_and_a_banner_for_the_whole_fleet(lh_dsn):
     assert "Monitors 3–4 of 5" in pages[2][1] and 'href="?page=3"' in pages[2][1]
     assert f'id="monitor-{ids[4]}" data-state="down"' in pages[3][1]
     assert beyond[0] == 404 and zero[0] == 404 and word[0] == 400
+
+
+def test_url_credentials_are_not_on_the_status_page(lh_dsn):
+    from lighthouse.web import statuspage
+
+    add_monitor(lh_dsn, "private api", {"url": "https://svc:t0psecret@api.example/health"})
+    with psycopg.connect(lh_dsn) as conn:
+        html = statuspage.render(statuspage.collect(conn, days=7), "status", days=7)
+    assert "private api" in html and "https://***@api.example/health" in html
+    assert "t0psecret" not in html and "svc:" not in html
