@@ -7,8 +7,14 @@ driven by wrk (pinned to core 1, beside nginx) through /probe. "Per core" is pro
 the CPU seconds the prober process itself used (user+sys), which stays meaningful when other
 work shares the machine; the wall-clock rate on the pinned core is printed too.
 
-    .venv/bin/python bench/prober_vs_blackbox.py                 # 10 s per side
+    .venv/bin/python bench/prober_vs_blackbox.py                 # 3 rounds of 10 s per side
     .venv/bin/python bench/prober_vs_blackbox.py --profile       # + where our time goes
+    .venv/bin/python bench/prober_vs_blackbox.py --before /tmp/old  # + another checkout's prober
+
+blackbox_exporter runs its default http module for plain HTTP (no tls_config: a CA file makes
+every probe load and parse it); with --https both sides verify against the same trustme CA.
+Rounds are interleaved (blackbox, ours, [before], blackbox, ...) so drift hits every side alike;
+figures are min / median / max over the rounds, with the load average before and after.
 
 Installs nginx-light, prometheus-blackbox-exporter and wrk with apt-get when missing.
 Results: docs/benchmarks.md ("Checks: prober vs blackbox_exporter").
@@ -101,21 +107,22 @@ modules:
     http:
       preferred_ip_protocol: ip4
       valid_status_codes: [200]
-      tls_config:
+"""
+BLACKBOX_TLS = """      tls_config:
         ca_file: {ca_file}
 """
 
 
 # --------------------------------------------------------------------------- our prober (child)
 
-async def _probe_loop(
-    url: str, seconds: float, concurrency: int, transport: str, cafile: str | None
-) -> dict:
+async def _probe_loop(url: str, seconds: float, concurrency: int, cafile: str | None) -> dict:
     from lighthouse.checks import CheckContext, run_check
     from lighthouse.models import Monitor
 
-    ctx = CheckContext.create(allow_cidrs=["127.0.0.0/8"], http_transport=transport,
-                              cafile=cafile)
+    extra = {}
+    if "http_transport" in CheckContext.__dataclass_fields__:  # an older checkout (--before)
+        extra["http_transport"] = "lean"
+    ctx = CheckContext.create(allow_cidrs=["127.0.0.0/8"], cafile=cafile, **extra)
     monitor = Monitor(uuid.uuid4(), "bench", "http", {"url": url, "timeout_s": 5}, 60)
     counts: dict[str, int] = {}
     deadline = time.perf_counter() + seconds
@@ -134,17 +141,17 @@ async def _probe_loop(
 
 
 def child(args: argparse.Namespace) -> None:
-    sys.path.insert(0, str(ROOT / "app"))
-    import lighthouse.checks  # noqa: F401  (imports stay out of the profile)
+    sys.path.insert(0, str(Path(args.app_dir or ROOT / "app")))
+    import lighthouse.checks  # (imports stay out of the profile)
 
+    assert Path(lighthouse.checks.__file__).is_relative_to(args.app_dir or ROOT / "app")
+    loop = _probe_loop(args.url, args.seconds, args.concurrency, args.cafile)
     if args.profile:
         prof = cProfile.Profile()
-        out = prof.runcall(asyncio.run, _probe_loop(args.url, args.seconds, args.concurrency,
-                                                    args.transport, args.cafile))
+        out = prof.runcall(asyncio.run, loop)
         out["profile"] = summarize_profile(prof)
     else:
-        out = asyncio.run(_probe_loop(args.url, args.seconds, args.concurrency, args.transport,
-                                      args.cafile))
+        out = asyncio.run(loop)
     print(json.dumps(out))
 
 
@@ -177,11 +184,10 @@ def summarize_profile(prof: cProfile.Profile) -> str:
 
 # --------------------------------------------------------------------------- sides (parent)
 
-def run_ours(url: str, seconds: float, concurrency: int, transport: str, status_port: int,
+def run_ours(url: str, seconds: float, concurrency: int, app_dir: str, status_port: int,
              cafile: str | None, profile: bool = False) -> dict:
     cmd = ["taskset", "-c", "0", sys.executable, __file__, "--child", "--url", url,
-           "--seconds", str(seconds), "--concurrency", str(concurrency),
-           "--transport", transport]
+           "--seconds", str(seconds), "--concurrency", str(concurrency), "--app-dir", app_dir]
     if cafile:
         cmd += ["--cafile", cafile]
     if profile:
@@ -197,9 +203,9 @@ def run_ours(url: str, seconds: float, concurrency: int, transport: str, status_
 
 
 def run_blackbox(url: str, seconds: float, concurrency: int, status_port: int,
-                 tmp: Path, cafile: str) -> dict:
+                 tmp: Path, cafile: str, https: bool) -> dict:
     conf = tmp / "blackbox.yml"
-    conf.write_text(BLACKBOX_CONF.format(ca_file=cafile))
+    conf.write_text(BLACKBOX_CONF + (BLACKBOX_TLS.format(ca_file=cafile) if https else ""))
     port = free_port()
     env = dict(os.environ, GOMAXPROCS="1")
     proc = subprocess.Popen(
@@ -250,21 +256,27 @@ def write_tls_files(tmp: Path, https: bool) -> tuple[str, str, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="duration per side (bounded)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (1-10)")
     ap.add_argument("--concurrency", type=int, default=32)
-    ap.add_argument("--transport", default="both", choices=["lean", "httpx", "both"])
+    ap.add_argument("--before", metavar="CHECKOUT",
+                    help="also run the prober of another checkout (e.g. a git worktree)")
     ap.add_argument("--profile", action="store_true", help="profile our side (cProfile)")
     ap.add_argument("--https", action="store_true",
                     help="HTTPS target (full TLS handshake per check, trustme certificate)")
     ap.add_argument("--cafile", help=argparse.SUPPRESS)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
+    ap.add_argument("--app-dir", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.seconds = min(args.seconds, 60.0)
+    args.rounds = max(1, min(args.rounds, 10))
     if args.child:
         child(args)
         return
     ensure_tools()
-    transports = ["httpx", "lean"] if args.transport == "both" else [args.transport]
+    sides = {"lighthouse": str(ROOT / "app")}
+    if args.before:
+        sides["lighthouse (before)"] = str(Path(args.before).resolve() / "app")
     with tempfile.TemporaryDirectory(prefix="lh-bench-") as tmpname:
         tmp = Path(tmpname)
         port, status_port = free_port(), free_port()
@@ -277,40 +289,51 @@ def main() -> None:
             wait_port(port)
             wait_port(status_port)
             url = f"{'https' if args.https else 'http'}://127.0.0.1:{port}/"
-            rows = {"blackbox_exporter": run_blackbox(url, args.seconds, args.concurrency,
-                                                      status_port, tmp, cafile)}
-            for name in transports:
-                rows[f"lighthouse ({name})"] = run_ours(url, args.seconds, args.concurrency,
-                                                        name, status_port, cafile)
-            report(rows, args)
+            load_before = os.getloadavg()
+            rounds: list[dict[str, dict]] = []
+            for _ in range(args.rounds):
+                row = {"blackbox_exporter": run_blackbox(url, args.seconds, args.concurrency,
+                                                         status_port, tmp, cafile, args.https)}
+                for name, app_dir in sides.items():
+                    row[name] = run_ours(url, args.seconds, args.concurrency, app_dir,
+                                         status_port, cafile if args.https else None)
+                rounds.append(row)
+            report(rounds, args, load_before, os.getloadavg())
             if args.profile:
-                for name in transports:
-                    prof = run_ours(url, min(args.seconds, 5), args.concurrency, name,
-                                    status_port, cafile, profile=True)
-                    print(f"\n## profile, lighthouse ({name}), cProfile, "
+                for name, app_dir in sides.items():
+                    prof = run_ours(url, min(args.seconds, 5), args.concurrency, app_dir,
+                                    status_port, cafile if args.https else None, profile=True)
+                    print(f"\n## profile, {name}, cProfile, "
                           f"{prof['probes']} checks\n{prof['profile']}")
         finally:
             nginx.terminate()
             nginx.wait(10)
 
 
-def report(rows: dict[str, dict], args: argparse.Namespace) -> None:
+def _spread(values: list[float], fmt: str = "{:.0f}") -> str:
+    values = sorted(values)
+    mid = values[len(values) // 2] if len(values) % 2 else sum(values[len(values) // 2 - 1:
+                                                                    len(values) // 2 + 1]) / 2
+    return " / ".join(fmt.format(v) for v in (values[0], mid, values[-1]))
+
+
+def report(rounds: list[dict[str, dict]], args: argparse.Namespace,
+           load_before: tuple[float, ...], load_after: tuple[float, ...]) -> None:
     print(f"\n{'HTTPS' if args.https else 'plain HTTP'}, new connection per check, "
-          f"concurrency {args.concurrency}, {args.seconds:g} s per side, "
-          "target nginx (1 worker, core 1)")
-    print(f"{'prober':<22} {'probes':>7} {'ok':>7} {'wall/s':>8} {'cpu s':>6} {'per cpu-s':>10}")
-    base = rows["blackbox_exporter"]
-    base_rate = base["probes"] / base["cpu"]
-    for name, r in rows.items():
-        per_cpu = r["probes"] / r["cpu"] if r["cpu"] else float("nan")
-        print(f"{name:<22} {r['probes']:>7} {r['ok']:>7} {r['probes'] / r['wall']:>8.0f} "
-              f"{r['cpu']:>6.2f} {per_cpu:>10.0f}")
-    for name, r in rows.items():
-        if name != "blackbox_exporter":
-            ratio_cpu = (r["probes"] / r["cpu"]) / base_rate
-            ratio_wall = (r["probes"] / r["wall"]) / (base["probes"] / base["wall"])
-            print(f"ratio {name} / blackbox_exporter: {ratio_cpu:.2f} per CPU-second, "
-                  f"{ratio_wall:.2f} wall-clock on the pinned core")
+          f"concurrency {args.concurrency}, {len(rounds)} interleaved rounds of "
+          f"{args.seconds:g} s per side, target nginx (1 worker, core 1); load average "
+          f"{load_before[0]:.2f} before, {load_after[0]:.2f} after")
+    for i, row in enumerate(rounds, 1):
+        print(f"round {i}: " + ", ".join(
+            f"{name} {r['probes']} probes ({r['ok']} ok, nginx served {r['served']}) in "
+            f"{r['cpu']:.2f} CPU-s" for name, r in row.items()))
+    print(f"{'prober':<22} {'per CPU-s min/median/max':>28} {'ratio min/median/max':>24}")
+    for name in rounds[0]:
+        rates = [row[name]["probes"] / row[name]["cpu"] for row in rounds]
+        ratios = [(row[name]["probes"] / row[name]["cpu"])
+                  / (row["blackbox_exporter"]["probes"] / row["blackbox_exporter"]["cpu"])
+                  for row in rounds]
+        print(f"{name:<22} {_spread(rates):>28} {_spread(ratios, '{:.2f}'):>24}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import sys
 import uuid
@@ -26,9 +27,11 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from lighthouse import __version__
-from lighthouse.config import Config, ConfigError, load
+from lighthouse.checks.context import MAX_TIMEOUT_S, MIN_TIMEOUT_S
+from lighthouse.config import Config, ConfigError, StartupError, load
 from lighthouse.logs import setup as setup_logging
 from lighthouse.models import Monitor
+from lighthouse.redact import redact
 
 EXIT_FAIL, EXIT_USAGE, EXIT_DB = 1, 2, 3
 OPERATOR = "operator"
@@ -56,7 +59,7 @@ def target_config(target: str, args: argparse.Namespace | None = None) -> tuple[
                 cfg["expected_status"] = args.expect
             if getattr(args, "keyword", None):
                 cfg["keyword"] = args.keyword
-            if getattr(args, "timeout", None):
+            if getattr(args, "timeout", None) is not None:
                 cfg["timeout_s"] = args.timeout
         return "http", cfg
     if scheme in ("tcp", "tls"):
@@ -69,7 +72,7 @@ def target_config(target: str, args: argparse.Namespace | None = None) -> tuple[
         if port is None and scheme == "tcp":
             raise CliError(f"target {target!r}: tcp:// needs a port")
         cfg = {"host": parts.hostname, "port": port or 443}
-        if args is not None and getattr(args, "timeout", None):
+        if args is not None and getattr(args, "timeout", None) is not None:
             cfg["timeout_s"] = args.timeout
         return scheme, cfg
     raise CliError(f"target {target!r}: use http(s)://, tcp://host:port or tls://host[:port]")
@@ -115,7 +118,7 @@ def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
                           "error_message": result.error_message, "timings": result.timings,
                           "cert_days_left": result.cert_days_left}, indent=1))
     else:
-        print(f"{typ} {args.target}")
+        print(f"{typ} {redact(args.target)}")
         print(format_result(result))
     return 0 if str(result.status) == "success" else EXIT_FAIL
 
@@ -260,6 +263,26 @@ def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- parser
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not MIN_TIMEOUT_S <= value <= MAX_TIMEOUT_S:
+        raise argparse.ArgumentTypeError(
+            f"must be between {MIN_TIMEOUT_S:g} and {MAX_TIMEOUT_S:g} seconds, got {text}")
+    return value
+
+
+def _cidr(text: str) -> str:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a CIDR or address: {text!r} (e.g. 10.0.0.0/8)") from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lighthouse", description="Lighthouse uptime prober")
     p.add_argument("-c", "--config", help="YAML config file (default /etc/lighthouse/"
@@ -273,8 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--method")
     c.add_argument("--expect", type=int, action="append", help="expected status (repeatable)")
     c.add_argument("--keyword", help="body must contain this text")
-    c.add_argument("--timeout", type=float)
-    c.add_argument("--allow", action="append", metavar="CIDR",
+    c.add_argument("--timeout", type=_timeout, metavar="SECONDS",
+                   help=f"whole-check deadline ({MIN_TIMEOUT_S:g}-{MAX_TIMEOUT_S:g} s)")
+    c.add_argument("--allow", action="append", metavar="CIDR", type=_cidr,
                    help="allow this private range for this check (SSRF allow-list)")
     c.add_argument("--no-ssrf", action="store_true",
                    help="operator check: skip the SSRF guard entirely")
@@ -289,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--method")
     a.add_argument("--expect", type=int, action="append")
     a.add_argument("--keyword")
-    a.add_argument("--timeout", type=float)
+    a.add_argument("--timeout", type=_timeout, metavar="SECONDS",
+                   help=f"whole-check deadline ({MIN_TIMEOUT_S:g}-{MAX_TIMEOUT_S:g} s)")
     a.add_argument("--paused", action="store_true", help="add it paused")
     ls = msub.add_parser("list")
     ls.add_argument("--all", action="store_true", help="include expired and cancelled")
@@ -326,6 +351,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"lighthouse: {exc}", file=sys.stderr)
         return exc.code
+    except StartupError as exc:
+        print(f"lighthouse: cannot start: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except psycopg.Error as exc:
         print(f"lighthouse: database error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
         return EXIT_DB

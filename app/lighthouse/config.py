@@ -22,12 +22,18 @@ from typing import Any
 
 import yaml
 
+from lighthouse.checks.context import MAX_TIMEOUT_S, MIN_TIMEOUT_S
+
 DEFAULT_PATH = Path("/etc/lighthouse/prober.yaml")
 ENV_PREFIX = "LIGHTHOUSE_"
 
 
 class ConfigError(ValueError):
     """A configuration problem; the message names the key and the file or variable."""
+
+
+class StartupError(ConfigError):
+    """Valid configuration the machine refuses at start-up (a port in use); names the key."""
 
 
 @dataclass(slots=True)
@@ -55,6 +61,7 @@ class SchedulerConfig:
     reload_poll_s: float = 60.0  # full reload of subscriptions (fallback to LISTEN/NOTIFY)
     shutdown_grace_s: float = 10.0  # SIGTERM: in-flight checks get this long to finish
     max_queue: int = 100000  # due checks waiting for a worker; beyond this, due checks are skipped
+    stall_exit_s: float = 30.0  # event loop or scheduler stuck this long: exit 70 (0 = never)
 
 
 @dataclass(slots=True)
@@ -142,6 +149,22 @@ _POSITIVE = {
     ("alerting", "max_attempts"), ("alerting", "timeout_s"), ("checks", "max_body_bytes"),
     ("checks", "default_timeout_s"), ("http", "status_days"), ("http", "status_max_monitors"),
 }
+# Upper (and lower) bounds the code enforces later, checked at load so a value that passes here
+# cannot break at run time. Timeouts come from the checks' own limits (defined once there).
+_BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
+    ("checks", "default_timeout_s"): (MIN_TIMEOUT_S, MAX_TIMEOUT_S),
+    ("checks", "max_body_bytes"): (1024, 64 * 1024 * 1024),
+    ("scheduler", "max_concurrency"): (1, 20_000),  # a task and a socket each: mind the fd limit
+    ("scheduler", "max_queue"): (1, 10_000_000),
+    ("scheduler", "stall_exit_s"): (0, 3600),
+    ("database", "pool_max"): (1, 100),
+    ("storage", "batch_size"): (1, 100_000),
+    ("storage", "spool_segment_bytes"): (4096, 1024 ** 3),
+    ("alerting", "timeout_s"): (0.1, 300),
+    ("alerting", "max_attempts"): (1, 20),
+    ("http", "port"): (0, 65535),  # 0: any free port (tests)
+    ("alerting", "smtp_port"): (1, 65535),
+}
 SECRET_KEYS = {("database", "dsn"), ("alerting", "telegram_bot_token"),
                ("alerting", "smtp_password")}
 
@@ -212,6 +235,10 @@ def _validate(cfg: Config) -> None:
                 raise ConfigError(f"{where}: must be greater than 0, got {value!r}")
             if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
                 raise ConfigError(f"{where}: must not be negative, got {value!r}")
+            bounds = _BOUNDS.get((section_name, key))
+            if bounds and not bounds[0] <= value <= bounds[1]:
+                raise ConfigError(f"{where}: must be between {bounds[0]:g} and {bounds[1]:g}, "
+                                  f"got {value!r}")
     if not cfg.database.dsn:
         raise ConfigError(f"{cfg.source}: database.dsn is required "
                           f"(or set {ENV_PREFIX}DATABASE__DSN)")
@@ -224,6 +251,14 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(
                 f"{cfg.source}: checks.ssrf_allow[{i}]: not a CIDR or address: {cidr!r}"
             ) from None
+    try:
+        ipaddress.ip_address(cfg.http.listen)
+    except ValueError:
+        raise ConfigError(f"{cfg.source}: http.listen: must be an IP address to bind "
+                          f"(127.0.0.1, 0.0.0.0, ::), got {cfg.http.listen!r}") from None
+    ua = cfg.checks.user_agent
+    if not ua or any(c in ua for c in "\r\n\x00") or not ua.isascii():
+        raise ConfigError(f"{cfg.source}: checks.user_agent: must be one line of ASCII text")
     for key in ("slack_base_url", "discord_base_url", "telegram_base_url"):
         url = getattr(cfg.alerting, key)
         if not url.startswith(("http://", "https://")):

@@ -29,6 +29,13 @@ class Metrics:
         self.skipped = Counter("lighthouse_checks_skipped",
                                "Due checks not run (previous still running, queue full, overdue)",
                                ["reason"], registry=r)
+        self.internal_errors = Counter(
+            "lighthouse_check_internal_errors",
+            "Checks that ended in a prober bug (error_code internal); each is worth a report",
+            registry=r)
+        self.abandoned = Counter("lighthouse_checks_abandoned",
+                                 "Checks abandoned past their hard deadline (ignored cancel)",
+                                 registry=r)
         self.queue_depth = Gauge("lighthouse_queue_depth", "Due checks waiting for a worker",
                                  registry=r)
         self.in_flight = Gauge("lighthouse_checks_in_flight", "Checks running now", registry=r)

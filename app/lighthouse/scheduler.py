@@ -9,6 +9,11 @@ Mechanics: one dispatcher task keeps a heap of (due time, monitor) and moves due
 queue; `max_concurrency` worker tasks take them off and run the check function. Lateness (start
 minus slot) is recorded per check. A monitor is never run twice at once; a due check whose
 previous run is still going, or that waited longer than its interval, is skipped and counted.
+
+Hard deadline: each check runs under `check_timeout_s(monitor)`. A check that does not end by
+then plus `abandon_grace_s` (it ignored cancellation) is abandoned: recorded as a timeout,
+counted, its monitor freed for its next slot and its worker replaced, so no check can take
+capacity away for good. (A check that holds the event loop itself is the watchdog's case.)
 """
 
 from __future__ import annotations
@@ -53,6 +58,15 @@ def next_slot(monitor_id: uuid.UUID, interval_s: float, after: float) -> float:
 
 
 @dataclass(slots=True)
+class _Flight:
+    monitor: Monitor
+    entry: _Entry
+    started: datetime
+    deadline: float  # monotonic
+    hard_s: float
+
+
+@dataclass(slots=True)
 class _Entry:
     monitor: Monitor
     gen: int = 0  # bumped when the schedule changes; stale heap items are ignored
@@ -82,6 +96,7 @@ class Scheduler:
     def __init__(self, check: CheckFn, on_result: ResultFn, *, max_concurrency: int = 500,
                  max_queue: int = 100_000, metrics: Metrics | None = None,
                  check_timeout_s: Callable[[Monitor], float] | None = None,
+                 abandon_grace_s: float = 5.0,
                  clock: Callable[[], float] = time.time) -> None:
         self.check = check
         self.on_result = on_result
@@ -89,6 +104,10 @@ class Scheduler:
         self.metrics = metrics or Metrics()
         self.clock = clock
         self.check_timeout_s = check_timeout_s or (lambda m: 60.0)
+        self.abandon_grace_s = abandon_grace_s
+        self.abandoned = 0
+        self._abandoned_tasks: set[asyncio.Task[None]] = set()  # kept referenced, not awaited
+        self._next_reap = 0.0
         self.lateness = LatenessWindow()
         self.started = 0  # checks started
         self.completed = 0
@@ -99,7 +118,7 @@ class Scheduler:
         self._seq = itertools.count()
         self._queue: asyncio.Queue[tuple[float, _Entry]] = asyncio.Queue(max_queue)
         self._tasks: list[asyncio.Task[None]] = []
-        self._in_flight: dict[asyncio.Task[None], tuple[Monitor, datetime]] = {}
+        self._in_flight: dict[asyncio.Task[None], _Flight] = {}
         self._stopping = False
         self._status_counters: dict[Status, Any] = {}
         self.on_remove: Callable[[uuid.UUID], None] | None = None  # e.g. drop alert state
@@ -178,7 +197,10 @@ class Scheduler:
 
     async def _dispatch(self) -> None:
         while not self._stopping:
-            self.last_tick = time.monotonic()
+            self.last_tick = tick = time.monotonic()
+            if tick >= self._next_reap:
+                self._next_reap = tick + 1.0
+                self._reap_overruns(tick)
             now = self.clock()
             while self._heap and self._heap[0][0] <= now:
                 due, _, mid, gen = heapq.heappop(self._heap)
@@ -222,18 +244,20 @@ class Scheduler:
             self.metrics.lateness.observe(max(late, 0.0))
             entry.running = True
             self.started += 1
-            self._in_flight[me] = (monitor, datetime.now(UTC))
-            try:
-                result = await self._run_one(monitor)
-            finally:
-                entry.running = False
-                self._in_flight.pop(me, None)
-                self._deliver(monitor, result)
+            hard = self.check_timeout_s(monitor)
+            self._in_flight[me] = _Flight(monitor, entry, datetime.now(UTC),
+                                          time.monotonic() + hard, hard)
+            # Cancellation (stop) propagates from here: stop() records what was in flight.
+            result = await self._run_one(monitor, hard)
+            if self._in_flight.pop(me, None) is None:
+                return  # abandoned meanwhile: recorded, and a new worker took this one's place
+            entry.running = False
+            self._deliver(monitor, result)
 
-    async def _run_one(self, monitor: Monitor) -> CheckResult:
+    async def _run_one(self, monitor: Monitor, hard_s: float) -> CheckResult:
         started = datetime.now(UTC)
         try:
-            async with asyncio.timeout(self.check_timeout_s(monitor)):  # no extra task
+            async with asyncio.timeout(hard_s):  # no extra task
                 return await self.check(monitor)
         except TimeoutError:
             return CheckResult(monitor.id, started, Status.TIMEOUT, error_code="timeout",
@@ -243,6 +267,28 @@ class Scheduler:
             return CheckResult(monitor.id, started, Status.ERROR, error_code="internal",
                                error_message=f"{type(exc).__name__}: {exc}"[:500])
 
+    def _reap_overruns(self, now: float) -> None:
+        """Abandon checks still running abandon_grace_s past their hard deadline."""
+        for task, flight in list(self._in_flight.items()):
+            overrun = now - flight.deadline
+            if overrun <= self.abandon_grace_s:
+                continue
+            del self._in_flight[task]
+            flight.entry.running = False
+            task.cancel()  # once more; it did not honour the deadline's cancellation
+            self._tasks.remove(task)
+            self._abandoned_tasks.add(task)
+            task.add_done_callback(self._abandoned_tasks.discard)
+            self._tasks.append(asyncio.create_task(self._worker(), name=task.get_name()))
+            self.abandoned += 1
+            self.metrics.abandoned.inc()
+            event(log, "check abandoned", logging.ERROR, monitor=flight.monitor.id,
+                  hard_deadline_s=flight.hard_s, overrun_s=round(overrun, 1))
+            self._deliver(flight.monitor, CheckResult(
+                flight.monitor.id, flight.started, Status.TIMEOUT, error_code="timeout",
+                error_message=f"check abandoned: still running {overrun:.0f} s after its "
+                              f"{flight.hard_s:g} s hard deadline"))
+
     def _deliver(self, monitor: Monitor, result: CheckResult) -> None:
         self.completed += 1
         counter = self._status_counters.get(result.status)
@@ -250,6 +296,8 @@ class Scheduler:
             counter = self._status_counters[result.status] = self.metrics.checks.labels(
                 str(result.status))
         counter.inc()
+        if result.error_code == "internal":
+            self.metrics.internal_errors.inc()
         if result.latency_ms is not None:
             self.metrics.check_latency.observe(result.latency_ms / 1000)
         try:
@@ -281,9 +329,10 @@ class Scheduler:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        for monitor, started in aborted:
+        for flight in aborted:
+            monitor = flight.monitor
             self._deliver(monitor, CheckResult(
-                monitor.id, started, Status.ERROR, error_code="shutdown",
+                monitor.id, flight.started, Status.ERROR, error_code="shutdown",
                 error_message="prober stopped before the check finished"))
         self._in_flight.clear()
         self.running = False

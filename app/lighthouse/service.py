@@ -22,13 +22,14 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from lighthouse.alerting.dispatch import AlertDispatcher
 from lighthouse.alerting.state import AlertPolicy
 from lighthouse.checks import CheckContext, run_check
-from lighthouse.config import Config
+from lighthouse.config import Config, StartupError
 from lighthouse.logs import event
 from lighthouse.metrics import Metrics
 from lighthouse.models import CheckResult, Monitor
 from lighthouse.scheduler import CheckFn, Scheduler
 from lighthouse.source import MonitorSource
 from lighthouse.storage import ResultWriter
+from lighthouse.watchdog import Watchdog
 from lighthouse.web.server import WebApp
 
 log = logging.getLogger("lighthouse.service")
@@ -67,6 +68,7 @@ class Prober:
                           title=cfg.http.title, days=cfg.http.status_days,
                           max_monitors=cfg.http.status_max_monitors,
                           live_states=self.live_states)
+        self.watchdog = Watchdog(cfg.scheduler.stall_exit_s, lambda: self.scheduler.last_tick)
         self.http_port: int | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._started = False
@@ -96,12 +98,25 @@ class Prober:
         from lighthouse.db.migrate import ensure_schema, migrate
 
         dsn = self.cfg.database.dsn
+        # Bind first: a port in use is a one-line start-up error, before anything runs, and
+        # /health answers (honestly: "failing" until the scheduler runs) while we wait below.
+        await self.apool.open(wait=False)
+        self.pool.open(wait=False)
+        if self.cfg.http.enabled:
+            listen, port = self.cfg.http.listen, self.cfg.http.port
+            try:
+                self.http_port = self.web.start(listen, port)
+            except OSError as exc:
+                await self.apool.close()
+                self.pool.close()
+                raise StartupError(f"http.listen/http.port: cannot listen on {listen}:{port}: "
+                                   f"{exc.strerror or exc}") from None
+        if self.cfg.scheduler.stall_exit_s > 0:  # from the start: a stall anywhere counts
+            self.watchdog.start()
         if self.cfg.database.apply_migrations:
             await asyncio.to_thread(migrate, dsn)
         status = await asyncio.to_thread(ensure_schema, dsn, self.cfg.database.schema_wait_s)
         event(log, "schema ok", version=status.current_version)
-        await self.apool.open(wait=False)
-        self.pool.open(wait=False)
         self._tasks.append(asyncio.create_task(self.writer.run(), name="lh-writer"))
         try:
             await self.source.initial_load()
@@ -115,8 +130,6 @@ class Prober:
         self._tasks.append(asyncio.create_task(self.source.run(), name="lh-source"))
         if self.cfg.database.maintenance_interval_s > 0:
             self._tasks.append(asyncio.create_task(self._maintenance(), name="lh-maint"))
-        if self.cfg.http.enabled:
-            self.http_port = self.web.start(self.cfg.http.listen, self.cfg.http.port)
         self._started = True
         event(log, "prober started", monitors=self.scheduler.monitor_count,
               concurrency=self.cfg.scheduler.max_concurrency, http_port=self.http_port)
@@ -134,6 +147,7 @@ class Prober:
 
     async def stop(self) -> dict[str, Any]:
         grace = self.cfg.scheduler.shutdown_grace_s
+        await self.watchdog.stop()  # the scheduler stops ticking now; TimeoutStopSec takes over
         self.source.stop()
         for task in self._tasks:
             if task.get_name() in ("lh-source", "lh-maint"):

@@ -15,6 +15,8 @@ from typing import Any
 from lighthouse.checks.ssrf import SsrfPolicy
 
 USER_AGENT = "lighthouse-prober/0.1 (+https://github.com/lighthouse)"
+MAX_TIMEOUT_S = 60.0  # no check may take longer; config validation reads it from here
+MIN_TIMEOUT_S = 0.05
 
 
 def make_ssl_context(cafile: str | None = None) -> ssl.SSLContext:
@@ -34,7 +36,7 @@ class CheckContext:
     max_body_bytes: int = 1024 * 1024  # read cap per response; reading stops there
     snippet_bytes: int = 1024  # response_snippet size (check_history allows 1024 chars)
     default_timeout_s: float = 10.0  # whole-check deadline when the monitor sets none
-    max_timeout_s: float = 60.0  # upper bound on any monitor's timeout_s
+    max_timeout_s: float = MAX_TIMEOUT_S  # upper bound on any monitor's timeout_s
     default_max_redirects: int = 5
     max_header_bytes: int = 64 * 1024  # status line + headers; garbage past this is refused
     user_agent: str = USER_AGENT

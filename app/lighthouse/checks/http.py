@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from lighthouse.checks import assertions
-from lighthouse.checks.context import CheckContext
+from lighthouse.checks.context import MIN_TIMEOUT_S, CheckContext
 from lighthouse.checks.errors import CheckError, ErrorCode
 from lighthouse.checks.fetch import Fetched, Hop, decode_body
 from lighthouse.checks.progress import Progress
@@ -139,7 +139,7 @@ def parse_http_config(cfg: dict[str, Any], ctx: CheckContext) -> HttpConfig:
         follow_redirects=follow,
         max_redirects=int(_number(cfg, "max_redirects", ctx.default_max_redirects, 0, 30) or 0),
         timeout_s=float(
-            _number(cfg, "timeout_s", ctx.default_timeout_s, 0.05, ctx.max_timeout_s)
+            _number(cfg, "timeout_s", ctx.default_timeout_s, MIN_TIMEOUT_S, ctx.max_timeout_s)
             or ctx.default_timeout_s
         ),
         keepalive=keepalive,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from datetime import UTC, datetime
 
@@ -145,5 +146,40 @@ def test_a_raising_check_function_becomes_an_error_result():
         assert await wait_until(lambda: results)
         await s.stop(grace_s=1)
         assert results[0].status is Status.ERROR and results[0].error_code == "internal"
+
+    asyncio.run(main())
+
+
+def test_a_check_that_ignores_its_deadline_is_abandoned_and_its_worker_replaced():
+    async def main():
+        stubborn, healthy = monitors(2, 60)
+        results: list[CheckResult] = []
+        released = asyncio.Event()
+
+        async def check(m: Monitor) -> CheckResult:
+            if m.id == stubborn.id:
+                while not released.is_set():  # swallows cancellation: a bug to survive
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.sleep(10)
+                raise asyncio.CancelledError
+            return CheckResult(m.id, datetime.now(UTC), Status.SUCCESS)
+
+        # One worker: if the stubborn check kept it, the healthy monitor would never run again.
+        s = Scheduler(check, lambda m, r: results.append(r), max_concurrency=1,
+                      check_timeout_s=lambda m: 0.2, abandon_grace_s=0.3)
+        s.upsert(stubborn, run_now=True)
+        s.start()
+        try:
+            assert await wait_until(lambda: s.abandoned == 1, timeout=5)
+            s.upsert(healthy, run_now=True)
+            assert await wait_until(lambda: any(r.subscription_id == healthy.id
+                                                for r in results))
+            (gone,) = [r for r in results if r.subscription_id == stubborn.id]
+            assert (gone.status, gone.error_code) == (Status.TIMEOUT, "timeout")
+            assert "abandoned" in gone.error_message
+            assert s.metrics.abandoned._value.get() == 1
+            await s.stop(grace_s=0.1)  # returns although the abandoned task has not ended
+        finally:
+            released.set()  # let asyncio.run's clean-up end it
 
     asyncio.run(main())
