@@ -30,6 +30,9 @@ class Monitor:
     type: str  # monitor_type enum: "http" | "tcp" | "tls" (+ seed types not probed here)
     config: dict[str, Any]  # subscriptions.target_config
     interval_s: int
+    # The config as checks parsed it, (context, parsed): parsed once per load, not per check.
+    # A changed subscription arrives as a new Monitor, so this never goes stale.
+    parsed: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)

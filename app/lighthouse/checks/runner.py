@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from lighthouse.checks.context import CheckContext
 from lighthouse.checks.errors import CheckError, ErrorCode, status_for
@@ -17,7 +19,12 @@ from lighthouse.redact import redact
 
 log = logging.getLogger("lighthouse.checks")
 
-SUPPORTED_TYPES = ("http", "tcp", "tls")
+_KINDS: dict[str, tuple[Callable[..., Any], Callable[..., Awaitable[None]]]] = {
+    "http": (parse_http_config, check_http),
+    "tcp": (parse_tcp_config, check_tcp),
+    "tls": (parse_tls_config, check_tls),
+}
+SUPPORTED_TYPES = tuple(_KINDS)
 _MAX_MESSAGE = 500
 
 
@@ -41,23 +48,20 @@ async def run_check(monitor: Monitor, ctx: CheckContext) -> CheckResult:
     message: str | None = None
     timeout_s = ctx.default_timeout_s
     try:
-        cfg_dict = monitor.config if isinstance(monitor.config, dict) else {}
-        if monitor.type == "http":
-            http_cfg = parse_http_config(cfg_dict, ctx)
-            timeout_s = http_cfg.timeout_s
-            coro = check_http(http_cfg, ctx, progress)
-        elif monitor.type == "tcp":
-            tcp_cfg = parse_tcp_config(cfg_dict, ctx)
-            timeout_s = tcp_cfg.timeout_s
-            coro = check_tcp(tcp_cfg, ctx, progress)
-        elif monitor.type == "tls":
-            tls_cfg = parse_tls_config(cfg_dict, ctx)
-            timeout_s = tls_cfg.timeout_s
-            coro = check_tls(tls_cfg, ctx, progress)
-        else:
+        kind = _KINDS.get(monitor.type)
+        if kind is None:
             raise CheckError(
                 ErrorCode.CONFIG, f"type {monitor.type!r} is not probed here {SUPPORTED_TYPES}"
             )
+        parse, check = kind
+        cached = monitor.parsed
+        if cached is not None and cached[0] is ctx:
+            cfg = cached[1]
+        else:
+            cfg = parse(monitor.config if isinstance(monitor.config, dict) else {}, ctx)
+            monitor.parsed = (ctx, cfg)
+        timeout_s = cfg.timeout_s
+        coro = check(cfg, ctx, progress)
         try:
             async with asyncio.timeout(timeout_s):
                 await coro
