@@ -2,7 +2,7 @@
 
 Build one per prober process and pass it to every run_check call. Building an SSL context loads
 the CA bundle, which costs milliseconds; doing that per check made probing ~25x slower here
-(shared/notes/prober-performance.md), so it is built once.
+(docs/benchmarks.md), so it is built once.
 """
 
 from __future__ import annotations
