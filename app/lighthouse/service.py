@@ -95,9 +95,6 @@ class Prober:
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
-        from lighthouse.db.migrate import ensure_schema, migrate
-
-        dsn = self.cfg.database.dsn
         # Bind first: a port in use is a one-line start-up error, before anything runs, and
         # /health answers (honestly: "failing" until the scheduler runs) while we wait below.
         await self.apool.open(wait=False)
@@ -113,6 +110,19 @@ class Prober:
                                    f"{exc.strerror or exc}") from None
         if self.cfg.scheduler.stall_exit_s > 0:  # from the start: a stall anywhere counts
             self.watchdog.start()
+        try:
+            await self._start_checking()
+        except BaseException:  # e.g. a newer schema refused: leave nothing running behind
+            await self.watchdog.stop()
+            self.web.stop()
+            await self.apool.close()
+            self.pool.close()
+            raise
+
+    async def _start_checking(self) -> None:
+        from lighthouse.db.migrate import ensure_schema, migrate
+
+        dsn = self.cfg.database.dsn
         if self.cfg.database.apply_migrations:
             await asyncio.to_thread(migrate, dsn)
         status = await asyncio.to_thread(ensure_schema, dsn, self.cfg.database.schema_wait_s)

@@ -49,11 +49,13 @@ class Watchdog:
         self._task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
         self._notify = _notify_address()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
         """Call from inside the running loop."""
         self.beat = time.monotonic()
-        self._task = asyncio.get_running_loop().create_task(self._heartbeat(), name="lh-beat")
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._heartbeat(), name="lh-beat")
         self._thread = threading.Thread(target=self._watch, name="lighthouse-watchdog",
                                         daemon=True)
         self._thread.start()
@@ -86,6 +88,10 @@ class Watchdog:
 
     def _watch(self) -> None:
         while not self._stop.wait(min(self.beat_s, self.stall_s / 4)):
+            loop = self._loop
+            if loop is None or loop.is_closed() or not loop.is_running():
+                return  # the loop ended without stop(): nothing left to guard (a blocked loop
+                #         is still running, inside one callback)
             what = self.stalled()
             if what is None:
                 continue

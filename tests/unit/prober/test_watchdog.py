@@ -73,3 +73,17 @@ def test_a_blocked_loop_exits_70_with_a_stack_dump():
     assert 'msg="event loop stalled for' in out.stderr
     assert "spin_forever" in out.stderr  # the stack names the culprit
     assert time.monotonic() - started < 30
+
+
+def test_a_loop_that_ended_without_stop_is_not_a_stall():
+    """A start-up that failed after start() leaves no thread that later kills the process."""
+    exits: list[int] = []
+    dog = Watchdog(0.2, exit_fn=exits.append, beat_s=0.05)
+
+    async def go():
+        dog.start()
+        await asyncio.sleep(0.1)
+
+    run_async(go())  # the loop closes; the heartbeat with it
+    dog._thread.join(timeout=5)
+    assert not dog._thread.is_alive() and exits == []
