@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from invoke import task
+from lighthouse_ops.tasks.flags import runbook as task
 
 ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_INVENTORY = ROOT / "inventories" / "aws" / "hosts.yml"

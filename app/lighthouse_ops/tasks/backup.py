@@ -11,9 +11,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from invoke import task
-
 from lighthouse_ops.tasks.db import resolve_dsn
+from lighthouse_ops.tasks.flags import runbook as task
 
 HOST_HELP = {"inventory": "Ansible inventory file or directory (default: inventories/local)",
              "host": "database host (default: first host of group db)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from invoke import task
+from lighthouse_ops.tasks.flags import runbook as task
 
 
 @task(help={"stack": "stack whose Pulumi.<stack>.yaml to price (dev|prod)",

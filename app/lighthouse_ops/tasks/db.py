@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 
-from invoke import task
+from lighthouse_ops.tasks.flags import runbook as task
 
 DSN_ENV = ("LIGHTHOUSE_DATABASE__DSN", "DATABASE_URL")
 
@@ -59,15 +59,30 @@ def status(c, dsn=None):
 
 
 @task(help={"dsn": "PostgreSQL DSN (default: $LIGHTHOUSE_DATABASE__DSN or $DATABASE_URL)",
-            "dry_run": "show what retention would drop, change nothing"})
-def maintain(c, dsn=None, dry_run=False):
+            "dry_run": "show what retention would drop, change nothing",
+            "yes": "drop expired partitions/chunks without asking"})
+def maintain(c, dsn=None, dry_run=False, yes=False):
     """Partitions ahead, retention (drop_chunks / old partitions), rollup refresh."""
     from lighthouse.db import DatabaseError
     from lighthouse.db.maintenance import run_maintenance
 
+    from lighthouse_ops.backup.plan import Aborted, Plan
+
     _logging()
+    dsn = resolve_dsn(dsn)
     try:
-        report = run_maintenance(resolve_dsn(dsn), dry_run=dry_run)
+        preview = run_maintenance(dsn, dry_run=True)
+        doomed = preview.get("dropped")
+        if isinstance(doomed, list) and doomed:  # retention deletes history: ask first
+            plan = Plan(f"drop {len(doomed)} expired partition(s)/chunk(s), then refresh rollups")
+            for name in doomed:
+                plan.add(f"drop {name}")
+            go = plan.approve(yes=yes, dry_run=dry_run)
+        else:
+            go = not dry_run
+        report = run_maintenance(dsn) if go else preview
+    except Aborted as e:
+        sys.exit(f"db.maintain: {e}")
     except DatabaseError as e:
         sys.exit(f"db.maintain: {e}")
     for key, value in report.items():

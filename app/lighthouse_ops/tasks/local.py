@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 
-from invoke import Exit, task
+from invoke import Exit
 
 from lighthouse_ops.deploy.ansible_run import PlaybookError
 from lighthouse_ops.sandbox import SandboxError
+from lighthouse_ops.tasks.flags import runbook as task
 
 
 def _setup_logging() -> None:

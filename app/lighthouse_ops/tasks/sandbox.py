@@ -2,7 +2,7 @@
 
     invoke sandbox.up [--hosts N] [--db N] [--prober N] [--name NAME]
     invoke sandbox.status [--name NAME]
-    invoke sandbox.ssh HOST [--name NAME] [--command CMD]
+    invoke sandbox.ssh --host HOST [--name NAME] [--command CMD]
     invoke sandbox.down [--name NAME]
 
 `--hosts N` is hosts per role (db-1..db-N and prober-1..prober-N); `--db`/`--prober` set one
@@ -15,9 +15,10 @@ import logging
 import os
 import sys
 
-from invoke import Exit, task
+from invoke import Exit
 
 from lighthouse_ops.sandbox import Sandbox, SandboxError
+from lighthouse_ops.tasks.flags import runbook as task
 
 
 def _setup_logging() -> None:
@@ -29,7 +30,8 @@ def format_hosts(sb: Sandbox) -> str:
     lines = [f"sandbox {sb.name}: inventory {sb.inventory_path}"]
     for h in sb.hosts():
         lines.append(f"  {h.name:<10} {h.role:<7} {h.ip:<15} controller_ip={h.controller_ip}")
-    lines.append(f"  ssh: ssh -F {sb.ssh_config_path} <host>   (or: invoke sandbox.ssh <host>)")
+    lines.append(f"  ssh: ssh -F {sb.ssh_config_path} <host>   "
+                 "(or: invoke sandbox.ssh --host <host>)")
     return "\n".join(lines)
 
 

@@ -33,12 +33,14 @@ def test_dump_restore_verify_via_tasks(pg15, pg15_db, tmp_path):
     assert "OK: 1 tables, 300 rows" in r.stdout
 
     # Over an existing, non-empty database: no TTY and no --yes -> refused, nothing changed.
-    r = _invoke("backup.restore-dump", str(out), "--to", pg15_db, dsn=pg15.dsn())
+    r = _invoke("backup.restore-dump", "--file", str(out), "--to", pg15_db, dsn=pg15.dsn())
     assert r.returncode != 0 and "--yes" in r.stderr
     assert "DROP database" in r.stdout
-    r = _invoke("backup.restore-dump", str(out), "--to", pg15_db, "--dry-run", dsn=pg15.dsn())
+    r = _invoke("backup.restore-dump", "--file", str(out), "--to", pg15_db, "--dry-run",
+                dsn=pg15.dsn())
     assert r.returncode == 0 and "dry run" in r.stdout
-    r = _invoke("backup.restore-dump", str(out), "--to", "task_copy", "--yes", dsn=pg15.dsn())
+    r = _invoke("backup.restore-dump", "--file", str(out), "--to", "task_copy", "--yes",
+                dsn=pg15.dsn())
     assert r.returncode == 0, r.stderr
     assert "matches the dump-time fingerprint" in r.stdout
 

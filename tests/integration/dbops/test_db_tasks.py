@@ -37,3 +37,27 @@ def test_diagnose_prints_one_report(pg15_db):
                   "== replication and WAL archiving"):
         assert title in r.stdout
     assert "WAL archiving is off" in r.stdout
+
+
+def test_maintain_asks_before_retention_drops_history(pg15_db):
+    from datetime import UTC, datetime
+
+    import psycopg
+    from lighthouse.db.migrate import migrate
+    from lighthouse.db.partitions import CHECKS, ensure_partitions, list_partitions
+
+    migrate(pg15_db)
+    with psycopg.connect(pg15_db, autocommit=True) as conn:
+        ensure_partitions(conn, now=datetime.now(UTC), days_back=100)  # ~10 days past retention
+        before = len(list_partitions(conn, CHECKS))
+    refused = _invoke("db.maintain", dsn=pg15_db)  # no terminal, no --yes
+    assert refused.returncode != 0 and "--yes" in refused.stderr
+    assert "Plan: drop" in refused.stdout
+    dry = _invoke("db.maintain", "-n", dsn=pg15_db)
+    assert dry.returncode == 0 and "dry run: nothing was changed" in dry.stdout
+    with psycopg.connect(pg15_db) as conn:
+        assert len(list_partitions(conn, CHECKS)) == before
+    done = _invoke("db.maintain", "-y", dsn=pg15_db)
+    assert done.returncode == 0, done.stderr
+    with psycopg.connect(pg15_db) as conn:
+        assert len(list_partitions(conn, CHECKS)) < before
