@@ -11,13 +11,17 @@ fsync'ed before `append` returns, and a new segment's directory entry is fsync'e
 result counted as spooled survives a power loss. With `fsync=False` ("off") the OS decides when
 to write (survives a process crash, not a power loss).
 
-Bound: the sum of segment sizes never exceeds `max_bytes`; rows that do not fit are dropped,
-counted in `lost` and logged. A torn last line (crash mid-write) is skipped on replay and
-counted in `corrupt`.
+Bound: the sum of segment sizes never exceeds `max_bytes`, and a write never takes the
+filesystem below `min_free_bytes` (the spool gives up before the disk is full, so PostgreSQL
+or the journal on the same disk keep working). Rows that do not fit, or that the disk refuses
+(ENOSPC, EIO: the file is cut back to its last whole line), are dropped, counted in `lost`
+and logged in one line; `append` never raises for them. A torn last line (crash mid-write) is
+skipped on replay and counted in `corrupt`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -32,12 +36,21 @@ log = logging.getLogger("lighthouse.spool")
 _SEGMENT = re.compile(r"^seg-(\d{12})\.jsonl$")
 
 
+class _PartialWrite(OSError):
+    """A disk error after `written` lines had reached the spool."""
+
+    def __init__(self, cause: OSError, written: int) -> None:
+        super().__init__(cause.errno, cause.strerror)
+        self.written = written
+
+
 @dataclass
 class Spool:
     directory: Path
     max_bytes: int
     segment_bytes: int = 8 * 1024 * 1024
     fsync: bool = True
+    min_free_bytes: int = 0  # keep at least this much free on the spool's filesystem
     lost: int = 0  # rows dropped because the spool was full (since start)
     corrupt: int = 0  # unreadable lines skipped on replay
     _sizes: dict[Path, int] = field(default_factory=dict)  # segment -> bytes
@@ -88,39 +101,70 @@ class Spool:
         self._active = path
         return path
 
+    def _disk_room(self) -> int:
+        """Bytes we may still write before the filesystem is down to min_free_bytes."""
+        try:
+            st = os.statvfs(self.directory)
+        except OSError:
+            return 0
+        return st.f_bavail * st.f_frsize - self.min_free_bytes
+
+    def _drop(self, count: int, reason: str, **kv: Any) -> None:
+        self.lost += count
+        event(log, "spool cannot take results: dropped", logging.ERROR, reason=reason,
+              dropped=count, lost_total=self.lost, spool_bytes=self.size_bytes, **kv)
+
     def append(self, rows: list[dict[str, Any]]) -> int:
-        """Appends rows; returns how many were kept. Rows past max_bytes are dropped+counted."""
+        """Appends rows; returns how many were kept. Rows that do not fit (max_bytes, the free
+        space reserve, a disk error) are dropped and counted; this never raises for them."""
         lines: list[bytes] = []
-        budget = self.max_bytes - self.size_bytes
+        spool_room = self.max_bytes - self.size_bytes
+        disk_room = self._disk_room()
+        budget = min(spool_room, disk_room)
         for row in rows:
             line = (json.dumps(row, separators=(",", ":")) + "\n").encode()
             if len(line) > budget:
                 break
             budget -= len(line)
             lines.append(line)
-        dropped = len(rows) - len(lines)
-        if dropped:
-            self.lost += dropped
-            event(log, "spool full: results dropped", logging.ERROR, dropped=dropped,
-                  lost_total=self.lost, spool_bytes=self.size_bytes, max_bytes=self.max_bytes)
+        if len(lines) < len(rows):
+            full = "spool full" if spool_room <= disk_room else "disk nearly full"
+            self._drop(len(rows) - len(lines), full, max_bytes=self.max_bytes,
+                       min_free_bytes=self.min_free_bytes)
+        try:
+            return self._write_lines(lines)
+        except OSError as exc:  # ENOSPC, EIO...: what did not reach the disk is lost, said once
+            written = exc.written if isinstance(exc, _PartialWrite) else 0
+            self._drop(len(lines) - written, "write failed", error=exc.strerror or str(exc))
+            return written
+
+    def _write_lines(self, lines: list[bytes]) -> int:
         i = 0
         while i < len(lines):
+            done = i
             path = self._active
-            if path is None or self._sizes[path] >= self.segment_bytes:
-                path = self._new_segment()
-            room = self.segment_bytes - self._sizes[path]
-            chunk = [lines[i]]  # at least one line per segment, even if it is oversized
-            used = len(lines[i])
-            i += 1
-            while i < len(lines) and used + len(lines[i]) <= room:
-                used += len(lines[i])
-                chunk.append(lines[i])
+            try:
+                if path is None or self._sizes[path] >= self.segment_bytes:
+                    path = None
+                    path = self._new_segment()
+                room = self.segment_bytes - self._sizes[path]
+                chunk = [lines[i]]  # at least one line per segment, even if it is oversized
+                used = len(lines[i])
                 i += 1
-            with path.open("ab") as f:
-                f.write(b"".join(chunk))
-                if self.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
+                while i < len(lines) and used + len(lines[i]) <= room:
+                    used += len(lines[i])
+                    chunk.append(lines[i])
+                    i += 1
+                with path.open("ab") as f:
+                    f.write(b"".join(chunk))
+                    if self.fsync:
+                        f.flush()
+                        os.fsync(f.fileno())
+            except OSError as exc:
+                if path is not None:  # cut back to the last whole line: no torn row
+                    with contextlib.suppress(OSError):
+                        os.truncate(path, self._sizes[path])
+                raise _PartialWrite(exc, done) from exc
             self._sizes[path] += used
             self._rows[path] += len(chunk)
         return len(lines)

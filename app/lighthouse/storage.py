@@ -87,7 +87,8 @@ class ResultWriter:
         self.metrics = metrics or Metrics()
         self.connect_timeout_s = connect_timeout_s
         self.spool = Spool(Path(cfg.spool_dir), cfg.spool_max_bytes, cfg.spool_segment_bytes,
-                           fsync=cfg.spool_fsync == "batch")
+                           fsync=cfg.spool_fsync == "batch",
+                           min_free_bytes=cfg.spool_min_free_bytes)
         self.stats = WriterStats()
         self._buf: list[dict[str, Any]] = []
         self._wake = asyncio.Event()
