@@ -176,12 +176,39 @@ def database_state(admin_dsn: str, name: str) -> tuple[bool, int]:
         return True, len(fp.user_tables(conn))
 
 
-def _recreate(admin_dsn: str, name: str, drop: bool) -> None:
+def _create(admin_dsn: str, name: str) -> None:
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        if drop:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                         .format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def _swap(admin_dsn: str, staging: str, target: str, exists: bool) -> None:
+    """Put the verified staging database in target's place; the old target is dropped last.
+
+    Renames need the target free of sessions: new connections are refused first, then the
+    remaining ones ended (the prober spools meanwhile and reconnects to the restored copy)."""
+    old = _side_name(target, "old")
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        if exists:
+            conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false")
+                         .format(sql.Identifier(target)))
+            try:
+                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             "WHERE datname = %s AND pid <> pg_backend_pid()", (target,))
+                conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}")
+                             .format(sql.Identifier(target), sql.Identifier(old)))
+            except psycopg.Error:
+                conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true")
+                             .format(sql.Identifier(target)))
+                raise
+        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}")
+                     .format(sql.Identifier(staging), sql.Identifier(target)))
+        if exists:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(old)))
+
+
+def _side_name(target: str, tag: str) -> str:
+    """A database name next to target's (63 bytes at most, as PostgreSQL allows)."""
+    return f"{target[:40]}__{tag}_{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
@@ -198,15 +225,19 @@ def restore_dump(dump_file: Path, target_dsn: str, *, yes: bool = False, dry_run
                  ask=None, interactive: bool | None = None) -> RestoreResult:
     """Restores a custom-format dump into the database named by `target_dsn`.
 
-    An existing non-empty target is dropped and recreated (destructive: plan + confirmation).
-    When a manifest exists, the file is checked first and the restored tables are compared with
-    the fingerprint recorded at dump time.
+    Nothing is touched until the restore has succeeded: the dump goes into a new staging
+    database beside the target, is read to the end by pg_restore (a truncated or corrupt file
+    fails there, manifest or not) and compared with the dump-time fingerprint when a manifest
+    exists; only then is the target swapped for it (renames) and the old copy dropped. A failed
+    restore or a copy that differs drops the staging database and leaves the target as it was.
+    Replacing a non-empty target is destructive: plan + confirmation.
     """
     dump_file = Path(dump_file)
     t0 = time.monotonic()
     name = conninfo_to_dict(target_dsn).get("dbname")
     if not name:
         raise BackupError(f"target {target_dsn!r} names no database (dbname)")
+    name = str(name)
     admin_dsn = make_conninfo(target_dsn, dbname="postgres")
     with step("check-file", file=dump_file):
         manifest = check_file(dump_file)
@@ -214,47 +245,66 @@ def restore_dump(dump_file: Path, target_dsn: str, *, yes: bool = False, dry_run
         pg_restore = client_bin(conn, "pg_restore", pg_bin)
     toc = list_contents(dump_file, pg_restore)
     timescale = " EXTENSION - timescaledb" in toc or "EXTENSION public timescaledb" in toc
-    exists, ntables = database_state(admin_dsn, str(name))
+    exists, ntables = database_state(admin_dsn, name)
+    staging = _side_name(name, "restore")
     plan = Plan(plan_title or f"restore {dump_file.name} into database {name}",
                 destructive=exists and ntables > 0)
     plan.add("checked file against its manifest (size, SHA-256)" if manifest
-             else "no manifest beside the file: restore without a content check")
-    if exists and ntables:
-        plan.add(f"DROP database {name} ({ntables} tables, all data in it) and recreate it")
-    elif exists:
-        plan.add(f"restore into existing empty database {name}")
-    else:
-        plan.add(f"create database {name}")
-    if timescale:
-        plan.add("timescaledb_pre_restore(), pg_restore, timescaledb_post_restore()")
-    else:
-        plan.add("pg_restore --exit-on-error --no-owner")
+             else "no manifest beside the file: pg_restore reads it whole before anything "
+                  "is replaced")
+    plan.add(f"create staging database {staging} and "
+             + ("timescaledb_pre_restore(), pg_restore, timescaledb_post_restore() into it"
+                if timescale else "pg_restore --exit-on-error --no-owner into it"))
     if manifest:
         plan.add(f"compare {len(manifest.tables)} tables with the dump-time fingerprint")
+    if exists and ntables:
+        plan.add(f"only if that worked: replace database {name} ({ntables} tables, all data "
+                 "in it) by the staging copy, then drop the old one")
+    elif exists:
+        plan.add(f"only if that worked: replace the empty database {name} by the staging copy")
+    else:
+        plan.add(f"only if that worked: rename the staging copy to {name}")
     if not plan.approve(yes=yes, dry_run=dry_run, ask=ask, interactive=interactive):
-        return RestoreResult(str(name), 0.0, 0, [], applied=False)
+        return RestoreResult(name, 0.0, 0, [], applied=False)
 
-    if exists and ntables or not exists:
-        _recreate(admin_dsn, str(name), drop=exists)
-    clean_dsn, env = libpq_env(target_dsn)
-    left = (f"database {name} is partially restored; re-run restore-dump (it drops and "
-            "recreates it) or drop it")
-    with step("pg_restore", database=name):
+    _create(admin_dsn, staging)
+    staging_dsn = make_conninfo(target_dsn, dbname=staging)
+    try:
+        restored, differences = _restore_into(dump_file, staging_dsn, pg_restore, manifest,
+                                              timescale)
+        if differences:  # the copy is not what was dumped: keep what the target holds
+            _drop(admin_dsn, staging, keep=False)
+            return RestoreResult(name, time.monotonic() - t0, restored, differences,
+                                 applied=False)
+        with step("swap", database=name, staging=staging):
+            _swap(admin_dsn, staging, name, exists)
+    except BaseException:
+        _drop(admin_dsn, staging, keep=False)
+        raise
+    return RestoreResult(name, time.monotonic() - t0, restored, [])
+
+
+def _restore_into(dump_file: Path, dsn: str, pg_restore: Path, manifest: Manifest | None,
+                  timescale: bool) -> tuple[int, list[str]]:
+    """pg_restore into the (new, empty) database at dsn; (tables, differences)."""
+    clean_dsn, env = libpq_env(dsn)
+    with step("pg_restore", database=conninfo_to_dict(dsn).get("dbname")):
         if timescale:
-            with psycopg.connect(target_dsn, autocommit=True) as conn:
+            with psycopg.connect(dsn, autocommit=True) as conn:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
                 conn.execute("SELECT timescaledb_pre_restore()")
         try:
             _run([str(pg_restore), "--exit-on-error", "--no-owner", "-d", clean_dsn,
-                  str(dump_file)], env, "pg_restore", left)
+                  str(dump_file)], env, "pg_restore",
+                 "the target was not touched (the staging copy is dropped)")
         finally:
             if timescale:
-                with psycopg.connect(target_dsn, autocommit=True) as conn:
+                with psycopg.connect(dsn, autocommit=True) as conn:
                     conn.execute("SELECT timescaledb_post_restore()")
     differences: list[str] = []
-    with psycopg.connect(target_dsn) as conn:
+    with psycopg.connect(dsn) as conn:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        with step("compare", database=name) as info:
+        with step("compare", database=conninfo_to_dict(dsn).get("dbname")) as info:
             restored = fp.fingerprint(conn, tables=[tuple(k.split(".", 1)) for k in
                                                     manifest.tables] if manifest else None)
             if manifest:
@@ -264,7 +314,7 @@ def restore_dump(dump_file: Path, target_dsn: str, *, yes: bool = False, dry_run
                 differences += [f"{t}: present in the restored copy only"
                                 for t in sorted(all_tables - manifest.tables.keys())]
             info["differences"] = len(differences)
-    return RestoreResult(str(name), time.monotonic() - t0, len(restored), differences)
+    return len(restored), differences
 
 
 @dataclass

@@ -60,7 +60,7 @@ def dump(c, dsn=None, out=None, upload=None, endpoint_url=None):
             "endpoint_url": "S3 endpoint for s3:// files",
             "dry_run": "show the plan only", "yes": "do not ask for confirmation"})
 def restore_dump(c, file, to, dsn=None, endpoint_url=None, dry_run=False, yes=False):
-    """Restore a pg_dump file into a database (drops and recreates a non-empty target)."""
+    """Restore a pg_dump file into a database (replaced only once a staging copy checks out)."""
     from psycopg.conninfo import make_conninfo
 
     from lighthouse_ops.backup import dump as d
@@ -78,12 +78,12 @@ def restore_dump(c, file, to, dsn=None, endpoint_url=None, dry_run=False, yes=Fa
         result = d.restore_dump(path, target, yes=yes, dry_run=dry_run)
     except Exception as exc:  # noqa: BLE001
         _fail("restore-dump", exc)
-    if not result.applied:
-        return
     if result.differences:
         print("\n".join(f"  DIFF {x}" for x in result.differences))
-        sys.exit(f"backup.restore-dump: restored {result.database} but it differs from the "
-                 "dump-time fingerprint (see above); treat the copy as suspect")
+        sys.exit(f"backup.restore-dump: the restored copy differs from the dump-time "
+                 f"fingerprint (see above); {result.database} was NOT replaced")
+    if not result.applied:
+        return
     print(f"restored {path.name} into {result.database}: {result.tables} tables in "
           f"{result.seconds:.1f}s; matches the dump-time fingerprint")
 

@@ -35,7 +35,7 @@ def test_dump_restore_verify_via_tasks(pg15, pg15_db, tmp_path):
     # Over an existing, non-empty database: no TTY and no --yes -> refused, nothing changed.
     r = _invoke("backup.restore-dump", "--file", str(out), "--to", pg15_db, dsn=pg15.dsn())
     assert r.returncode != 0 and "--yes" in r.stderr
-    assert "DROP database" in r.stdout
+    assert "replace database" in r.stdout and "(1 tables, all data in it)" in r.stdout
     r = _invoke("backup.restore-dump", "--file", str(out), "--to", pg15_db, "--dry-run",
                 dsn=pg15.dsn())
     assert r.returncode == 0 and "dry run" in r.stdout

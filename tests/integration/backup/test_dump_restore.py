@@ -127,3 +127,48 @@ def test_dump_is_consistent_under_concurrent_writes(pg15_db, tmp_path):
     result = d.restore_dump(out, target, yes=True)
     assert result.differences == []
     assert manifest.tables["public.nokey"]["rows"] == 20
+
+
+def _databases(dsn: str) -> set[str]:
+    with psycopg.connect(make_conninfo(dsn, dbname="postgres")) as conn:
+        return {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bit-flipped", "empty"])
+def test_a_bad_file_without_a_manifest_never_touches_the_target(dumped, tmp_path, damage):
+    """The case that emptied a database: a truncated dump without its manifest passed
+    `pg_restore -l`, the target was dropped, then the restore failed."""
+    src, out, _ = dumped
+    data = out.read_bytes()
+    bad = tmp_path / f"{damage}.dump"  # no manifest beside it
+    if damage == "truncated":
+        bad.write_bytes(data[: len(data) * 2 // 3])
+    elif damage == "bit-flipped":
+        flipped = bytearray(data)
+        for i in range(len(flipped) // 2, len(flipped) // 2 + 64):
+            flipped[i] ^= 0xFF
+        bad.write_bytes(bytes(flipped))
+    else:
+        bad.write_bytes(b"")
+    before = _databases(src)
+    with pytest.raises(d.BackupError):
+        d.restore_dump(bad, src, yes=True)
+    with psycopg.connect(src) as conn:  # every row still there, nothing half-restored
+        assert conn.execute("SELECT count(*) FROM hist").fetchone()[0] == 1500
+        assert conn.execute("SELECT count(*) FROM subs").fetchone()[0] == 50
+    assert _databases(src) == before  # the staging copy is gone too
+
+
+def test_a_copy_that_differs_from_its_manifest_does_not_replace_the_target(dumped, tmp_path):
+    src, out, manifest = dumped
+    with psycopg.connect(src, autocommit=True) as conn:
+        conn.execute("INSERT INTO subs (name) VALUES ('added after the dump')")
+    forged = d.Manifest(**{**manifest.__dict__,
+                           "tables": {**manifest.tables,
+                                      "public.subs": {**manifest.tables["public.subs"],
+                                                      "rows": 999}}})
+    forged.write(d.manifest_path(out))
+    result = d.restore_dump(out, src, yes=True)
+    assert not result.applied and any("public.subs" in x for x in result.differences)
+    with psycopg.connect(src) as conn:
+        assert conn.execute("SELECT count(*) FROM subs").fetchone()[0] == 51  # untouched
