@@ -72,6 +72,7 @@ class StorageConfig:
     spool_max_bytes: int = 256 * 1024 * 1024  # beyond this, results are dropped and counted
     spool_segment_bytes: int = 8 * 1024 * 1024
     spool_min_free_bytes: int = 64 * 1024 * 1024  # stop spooling before the disk is this full
+    monitor_cache: str = ""  # last known monitor set ("": monitors.json beside spool_dir)
     spool_fsync: str = "batch"  # "batch": fsync after each spooled batch; "off": leave it to the OS
     retry_interval_s: float = 2.0  # how often to try the database again while it is down
 

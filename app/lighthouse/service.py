@@ -15,6 +15,7 @@ import gc
 import logging
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
@@ -26,6 +27,8 @@ from lighthouse.config import Config, StartupError
 from lighthouse.logs import event
 from lighthouse.metrics import Metrics
 from lighthouse.models import CheckResult, Monitor
+from lighthouse.monitor_cache import FILENAME as CACHE_FILENAME
+from lighthouse.monitor_cache import MonitorCache
 from lighthouse.scheduler import CheckFn, Scheduler
 from lighthouse.source import MonitorSource
 from lighthouse.storage import ResultWriter
@@ -54,8 +57,12 @@ class Prober:
             max_queue=cfg.scheduler.max_queue, metrics=self.metrics,
             check_timeout_s=self._hard_deadline)
         self.scheduler.on_remove = self.policy.forget  # paused/deleted: no stale alert state
+        self.cache = MonitorCache(Path(cfg.storage.monitor_cache) if cfg.storage.monitor_cache
+                                  else Path(cfg.storage.spool_dir).parent / CACHE_FILENAME)
         self.source = MonitorSource(dsn, self.scheduler, poll_s=cfg.scheduler.reload_poll_s,
-                                    connect_timeout_s=cfg.database.connect_timeout_s)
+                                    connect_timeout_s=cfg.database.connect_timeout_s,
+                                    cache=self.cache)
+        self.monitors_from = "database"  # or "cache": started while the database was down
         timeout = cfg.database.connect_timeout_s
         conn_kwargs = {"autocommit": True, "connect_timeout": max(1, int(timeout)),
                        "application_name": "lighthouse-prober"}
@@ -120,29 +127,87 @@ class Prober:
             raise
 
     async def _start_checking(self) -> None:
-        from lighthouse.db.migrate import ensure_schema, migrate
+        from lighthouse.db.errors import DatabaseUnreachableError
 
-        dsn = self.cfg.database.dsn
-        if self.cfg.database.apply_migrations:
-            await asyncio.to_thread(migrate, dsn)
-        status = await asyncio.to_thread(ensure_schema, dsn, self.cfg.database.schema_wait_s)
-        event(log, "schema ok", version=status.current_version)
+        try:
+            await self._check_schema(first_try=True)
+        except DatabaseUnreachableError as exc:
+            # Monitoring matters most exactly now: check the last known set, spool the results,
+            # and let the database catch up when it is back.
+            await self._start_from_cache(str(exc))
+            return
         self._tasks.append(asyncio.create_task(self.writer.run(), name="lh-writer"))
         try:
             await self.source.initial_load()
         except Exception as exc:  # the source loop keeps retrying
             event(log, "initial monitor load failed", logging.WARNING, error=type(exc).__name__)
+        self._start_scheduler()
+        self._start_database_tasks()
+
+    async def _check_schema(self, first_try: bool = False) -> None:
+        """Migrate if configured, then ensure_schema. The first try gives up at once when the
+        server is unreachable (the cache takes over); an older schema is waited for."""
+        from lighthouse.db.errors import DatabaseUnreachableError
+        from lighthouse.db.migrate import ensure_schema, migrate
+
+        dsn = self.cfg.database.dsn
+        if self.cfg.database.apply_migrations:
+            await asyncio.to_thread(migrate, dsn)
+        try:
+            status = await asyncio.to_thread(ensure_schema, dsn, 0.0)
+        except DatabaseUnreachableError:
+            raise
+        except Exception:
+            if not first_try:
+                raise
+            status = await asyncio.to_thread(ensure_schema, dsn, self.cfg.database.schema_wait_s)
+        event(log, "schema ok", version=status.current_version)
+
+    def _start_scheduler(self) -> None:
         # What start-up loaded (monitors, modules) lives as long as the process: freezing it
         # keeps full GC collections from re-scanning ~50,000 monitor configs (stalls of
         # 100s of ms in the capacity bench).
         gc.freeze()
         self.scheduler.start()
+        self._started = True
+        event(log, "prober started", monitors=self.scheduler.monitor_count,
+              monitors_from=self.monitors_from,
+              concurrency=self.cfg.scheduler.max_concurrency, http_port=self.http_port)
+
+    def _start_database_tasks(self) -> None:
         self._tasks.append(asyncio.create_task(self.source.run(), name="lh-source"))
         if self.cfg.database.maintenance_interval_s > 0:
             self._tasks.append(asyncio.create_task(self._maintenance(), name="lh-maint"))
-        self._started = True
-        event(log, "prober started", monitors=self.scheduler.monitor_count,
-              concurrency=self.cfg.scheduler.max_concurrency, http_port=self.http_port)
+
+    async def _start_from_cache(self, reason: str) -> None:
+        cached = await asyncio.to_thread(self.cache.load)
+        margin = self.scheduler.clock() + 2.0
+        for monitor in cached:
+            self.scheduler.upsert(monitor, not_before=margin)
+        self.monitors_from = "cache"
+        event(log, "database unreachable at start-up; checking the cached monitors and "
+              "spooling results", logging.WARNING, monitors=len(cached), reason=reason)
+        self._tasks.append(asyncio.create_task(self.writer.run(), name="lh-writer"))
+        self._start_scheduler()
+        self._tasks.append(asyncio.create_task(self._await_database(), name="lh-await-db"))
+
+    async def _await_database(self) -> None:
+        """Started from the cache: once the schema checks out, switch to the database."""
+        from lighthouse.db.errors import DatabaseError, DatabaseUnreachableError
+
+        while True:
+            try:
+                await self._check_schema()
+                break
+            except DatabaseUnreachableError:
+                await asyncio.sleep(self.cfg.storage.retry_interval_s)
+            except DatabaseError as exc:  # e.g. an older schema: keep checking, say why
+                event(log, "database back but not usable yet; still checking from the cache",
+                      logging.ERROR, error=str(exc).splitlines()[0][:300])
+                await asyncio.sleep(max(10.0, self.cfg.storage.retry_interval_s))
+        self.monitors_from = "database"
+        event(log, "database reachable; monitors now come from it")
+        self._start_database_tasks()
 
     async def _maintenance(self) -> None:
         from lighthouse.db.maintenance import run_maintenance
@@ -160,7 +225,7 @@ class Prober:
         await self.watchdog.stop()  # the scheduler stops ticking now; TimeoutStopSec takes over
         self.source.stop()
         for task in self._tasks:
-            if task.get_name() in ("lh-source", "lh-maint"):
+            if task.get_name() in ("lh-source", "lh-maint", "lh-await-db"):
                 task.cancel()
         summary = await self.scheduler.stop(grace)
         await self.dispatcher.close(grace)
@@ -200,7 +265,8 @@ class Prober:
         return {
             "status": status,
             "database": {"reachable": db, "last_write_ok": w.db_ok,
-                         "listening": self.source.listening},
+                         "listening": self.source.listening,
+                         "monitors_from": self.monitors_from},
             "scheduler": {"running": s.running, "monitors": s.monitor_count,
                           "queue_depth": s.queue_depth, "in_flight": s.in_flight,
                           "last_tick_age_s": tick_age, "checks_completed": s.completed,

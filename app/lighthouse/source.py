@@ -20,6 +20,7 @@ import psycopg
 from lighthouse.logs import event
 from lighthouse.metrics import Metrics
 from lighthouse.models import Monitor
+from lighthouse.monitor_cache import MonitorCache
 from lighthouse.scheduler import Scheduler
 
 log = logging.getLogger("lighthouse.source")
@@ -28,6 +29,7 @@ CHANNEL = "lighthouse_subscriptions"
 PROBED_TYPES = ("http", "tcp", "tls")
 STARTUP_MARGIN_S = 2.0
 CHUNK = 1000  # rows decoded between event-loop yields
+CACHE_EVERY_S = 5.0  # the local monitor cache is rewritten at most this often
 _WHERE = """
  WHERE status = 'active'
    AND target_type::text = ANY(%(types)s)
@@ -53,8 +55,12 @@ def load_active(conn: psycopg.Connection) -> list[Monitor]:
 
 class MonitorSource:
     def __init__(self, dsn: str, scheduler: Scheduler, *, poll_s: float = 60.0,
-                 connect_timeout_s: float = 5.0, metrics: Metrics | None = None) -> None:
+                 connect_timeout_s: float = 5.0, metrics: Metrics | None = None,
+                 cache: MonitorCache | None = None) -> None:
         self.dsn = dsn
+        self.cache = cache
+        self._cache_dirty = False
+        self._cache_saved = 0.0
         self.scheduler = scheduler
         self.poll_s = poll_s
         self.connect_timeout_s = connect_timeout_s
@@ -108,7 +114,8 @@ class MonitorSource:
         self.last_reload = time.monotonic()
         self.metrics.reloads.labels(trigger).inc()
         diff = {"loaded": loaded, "removed": len(removed)}
-        if loaded or removed:
+        if loaded or removed or trigger == "initial":
+            self._cache_dirty = True
             event(log, "monitors reloaded", trigger=trigger, total=len(current), **diff)
         return diff
 
@@ -118,13 +125,31 @@ class MonitorSource:
         async with await self._connect() as conn:
             await self.sync(conn, "initial", run_new_now=False,
                             not_before=self.scheduler.clock() + STARTUP_MARGIN_S)
+        await self.save_cache(force=True)
         return self.scheduler.monitor_count
+
+    async def save_cache(self, force: bool = False) -> None:
+        """Writes the scheduled set to the local cache if it changed (and is due)."""
+        if self.cache is None or not self._cache_dirty:
+            return
+        if not force and time.monotonic() - self._cache_saved < CACHE_EVERY_S:
+            return
+        monitors = self.scheduler.monitors()
+        self._cache_dirty = False
+        self._cache_saved = time.monotonic()
+        try:
+            await asyncio.to_thread(self.cache.save, monitors)
+        except OSError as exc:  # a full disk must not stop the source; try again later
+            self._cache_dirty = True
+            event(log, "monitor cache not written", logging.WARNING,
+                  error=exc.strerror or type(exc).__name__)
 
     async def full_reload(self, conn: psycopg.AsyncConnection, trigger: str) -> None:
         await self.sync(conn, trigger)
 
     async def reload_one(self, conn: psycopg.AsyncConnection, monitor_id: uuid.UUID) -> None:
         self.metrics.reloads.labels("notify").inc()
+        self._cache_dirty = True
         if await self._apply(conn, [monitor_id], run_new_now=True) == 0:
             self._versions.pop(monitor_id, None)
             if self.scheduler.remove(monitor_id):
@@ -160,6 +185,7 @@ class MonitorSource:
                             await self.reload_one(conn, mid)
                         if time.monotonic() - (self.last_reload or 0) >= self.poll_s:
                             await self.full_reload(conn, "poll")
+                        await self.save_cache()
             except (psycopg.Error, OSError) as exc:
                 self.listening = False
                 if self._stopping:

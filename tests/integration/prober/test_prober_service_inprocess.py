@@ -137,3 +137,63 @@ def test_health_and_metrics_while_the_database_is_down(own_pg, tmp_path):
     with psycopg.connect(dsn) as conn:
         stored = conn.execute("SELECT count(*) FROM check_history").fetchone()[0]
     assert stored == completed and summary["spool_lost"] == 0 and summary["spool_rows"] == 0
+
+
+def test_a_prober_started_while_the_database_is_down_checks_the_cached_monitors(own_pg,
+                                                                                tmp_path):
+    """Reboot of the prober host during a database outage: it must keep checking (from the
+    monitor cache the last run wrote), spool, and hand everything over once the database is
+    back — nothing lost."""
+    from tests.integration.prober.conftest import add_monitor as add
+
+    dsn = own_pg.create_database("svc_cache")
+    migrate(dsn, out=io.StringIO())
+    ids = {add(dsn, f"m{i}", {"host": "127.0.0.1", "port": 1}, type_="tcp") for i in range(60)}
+    checked: list[uuid.UUID] = []
+
+    async def check(m: Monitor) -> CheckResult:
+        checked.append(m.id)
+        return CheckResult(m.id, datetime.now(UTC), Status.SUCCESS, latency_ms=1)
+
+    cfg = config(dsn, tmp_path, LIGHTHOUSE_DATABASE__SCHEMA_WAIT_S="60")
+
+    async def first_run():  # writes the cache from the database's set
+        prober = Prober(cfg, check=check)
+        await prober.start()
+        assert prober.scheduler.monitor_count == 60
+        await prober.stop()
+
+    asyncio.run(first_run())
+    cache = json.loads((tmp_path / "monitors.json").read_text())
+    assert {uuid.UUID(m["id"]) for m in cache["monitors"]} == ids
+    assert (tmp_path / "monitors.json").stat().st_mode & 0o777 == 0o600
+
+    with psycopg.connect(dsn) as conn:
+        before = conn.execute("SELECT count(*) FROM check_history").fetchone()[0]
+    own_pg.stop()
+    checked.clear()
+
+    async def second_run():
+        prober = Prober(cfg, check=check)
+        started = asyncio.get_running_loop().time()
+        await prober.start()  # must not wait schema_wait_s (60 s) for the database
+        assert asyncio.get_running_loop().time() - started < 10
+        assert prober.monitors_from == "cache" and prober.scheduler.monitor_count == 60
+        # 60 monitors spread over 60 s: a few are due every second.
+        assert await wait_until(lambda: len(checked) >= 5 and prober.writer.spool.rows >= 5)
+        code, body = await asyncio.to_thread(http_get, prober.http_port, "/health")
+        health = json.loads(body)
+        assert health["status"] == "degraded"
+        assert health["database"] == {**health["database"], "reachable": False,
+                                      "monitors_from": "cache"}
+        await asyncio.to_thread(own_pg.start)
+        assert await wait_until(lambda: prober.monitors_from == "database"
+                                and prober.source.listening and not prober.writer.spool)
+        summary = await prober.stop()
+        return prober.scheduler.completed, summary
+
+    completed, summary = asyncio.run(second_run())
+    with psycopg.connect(dsn) as conn:
+        stored = conn.execute("SELECT count(*) FROM check_history").fetchone()[0]
+    assert completed >= 5 and stored - before == completed  # every check of the outage is stored
+    assert summary["spool_lost"] == 0 and summary["spool_rows"] == 0
