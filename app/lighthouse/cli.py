@@ -163,6 +163,11 @@ def cmd_monitors(cfg: Config, args: argparse.Namespace) -> int:
             typ, tcfg = target_config(args.target, args)
             if args.interval < 60:
                 raise CliError(f"--interval {args.interval}: must be at least 60 seconds")
+            taken = conn.execute("SELECT id FROM subscriptions WHERE name = %s "
+                                 "AND status <> 'cancelled' LIMIT 1", (args.name,)).fetchone()
+            if taken:  # pause/resume/remove find monitors by name: names must say which
+                raise CliError(f"a monitor named {args.name!r} exists already ({taken[0]}); "
+                               "choose another name", EXIT_USAGE)
             user = operator_user(conn)
             status = "paused" if args.paused else "active"
             mid = conn.execute(
@@ -283,17 +288,33 @@ def _cidr(text: str) -> str:
     return text
 
 
+def _days(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of days: {text!r}") from None
+    if not 1 <= value <= 3650:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 3650 days, got {value}")
+    return value
+
+
+EXIT_CODES = ("exit codes: 0 ok; 1 check failed or monitor not found; 2 usage or configuration "
+              "error; 3 database error; 70 `run` stopped by its watchdog (systemd restarts it)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lighthouse", description="Lighthouse uptime prober")
+    p = argparse.ArgumentParser(prog="lighthouse", description="Lighthouse uptime prober",
+                                epilog=EXIT_CODES)
     p.add_argument("-c", "--config", help="YAML config file (default /etc/lighthouse/"
                    "prober.yaml if present); env LIGHTHOUSE_<SECTION>__<KEY> overrides")
     p.add_argument("--version", action="version", version=f"lighthouse {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the prober service until SIGTERM")
 
-    c = sub.add_parser("check", help="one-off check of a target; prints timings")
+    c = sub.add_parser("check", help="one-off check of a target; prints timings",
+                       epilog=EXIT_CODES)
     c.add_argument("target", help="http(s):// URL, tcp://host:port or tls://host[:port]")
-    c.add_argument("--method")
+    c.add_argument("--method", help="HTTP method (default GET)")
     c.add_argument("--expect", type=int, action="append", help="expected status (repeatable)")
     c.add_argument("--keyword", help="body must contain this text")
     c.add_argument("--timeout", type=_timeout, metavar="SECONDS",
@@ -302,34 +323,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow this private range for this check (SSRF allow-list)")
     c.add_argument("--no-ssrf", action="store_true",
                    help="operator check: skip the SSRF guard entirely")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--json", action="store_true", help="print the result as JSON")
 
-    m = sub.add_parser("monitors", help="add/list/pause/resume/remove monitors")
+    m = sub.add_parser("monitors", help="add/list/pause/resume/remove monitors",
+                       epilog=EXIT_CODES)
     msub = m.add_subparsers(dest="action", required=True)
-    a = msub.add_parser("add")
-    a.add_argument("name")
+    a = msub.add_parser("add", help="add a monitor (names are unique)")
+    a.add_argument("name", help="a name not used by another monitor")
     a.add_argument("target", help="http(s):// URL, tcp://host:port or tls://host[:port]")
     a.add_argument("--interval", type=int, default=60, help="seconds (>= 60)")
-    a.add_argument("--method")
-    a.add_argument("--expect", type=int, action="append")
-    a.add_argument("--keyword")
+    a.add_argument("--method", help="HTTP method (default GET)")
+    a.add_argument("--expect", type=int, action="append", help="expected status (repeatable)")
+    a.add_argument("--keyword", help="body must contain this text")
     a.add_argument("--timeout", type=_timeout, metavar="SECONDS",
                    help=f"whole-check deadline ({MIN_TIMEOUT_S:g}-{MAX_TIMEOUT_S:g} s)")
     a.add_argument("--paused", action="store_true", help="add it paused")
-    ls = msub.add_parser("list")
+    ls = msub.add_parser("list", help="list monitors")
     ls.add_argument("--all", action="store_true", help="include expired and cancelled")
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--json", action="store_true", help="print JSON")
     for action in ("pause", "resume", "remove"):
-        x = msub.add_parser(action)
+        x = msub.add_parser(action, help=f"{action} a monitor")
         x.add_argument("monitor", help="id or exact name")
         if action == "remove":
             x.add_argument("--yes", action="store_true", help="do not ask")
 
-    r = sub.add_parser("report", help="uptime and latency per monitor")
-    r.add_argument("--days", type=int, default=7)
-    r.add_argument("--json", action="store_true")
+    r = sub.add_parser("report", help="uptime and latency per monitor", epilog=EXIT_CODES)
+    r.add_argument("--days", type=_days, default=7, help="window in days (1-3650, default 7)")
+    r.add_argument("--json", action="store_true", help="print JSON")
 
-    g = sub.add_parser("migrate", help="apply database migrations")
+    g = sub.add_parser("migrate", help="apply database migrations", epilog=EXIT_CODES)
     g.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
     return p
 

@@ -28,6 +28,8 @@ def test_monitors_lifecycle_and_report(cli, lh_dsn):
     assert code == 0
     mid = out.strip()
     assert cli("monitors", "add", "db", "tcp://db.example.com:5432")[0] == 0
+    code, _, err = cli("monitors", "add", "db", "tcp://other.example.com:5432")
+    assert code == 2 and "a monitor named 'db' exists already" in err  # pause db: which one?
     code, out, _ = cli("monitors", "list", "--json")
     rows = {r["name"]: r for r in json.loads(out)}
     assert rows["api"]["id"] == mid and rows["api"]["interval_s"] == 120
