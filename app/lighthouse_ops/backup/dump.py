@@ -48,7 +48,7 @@ class Manifest:
     tables: dict = field(default_factory=dict)  # fingerprint.to_json()
 
     def write(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+        write_private(path, (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode())
 
     @classmethod
     def read(cls, path: Path) -> Manifest:
@@ -109,11 +109,21 @@ def _run(argv: list[str], env: dict[str, str], what: str, left: str) -> str:
     return proc.stdout
 
 
+def write_private(path: Path, data: bytes = b"") -> None:
+    """Creates (or truncates) path readable by its owner only: dumps hold every secret in the
+    database (alert channel tokens, monitor credentials)."""
+    fd = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(path, 0o600)  # an existing file keeps its old mode through O_CREAT
+
+
 def dump(dsn: str, out: Path, *, pg_bin: Path | None = None, sample_rows: int = 200) -> Manifest:
-    """Writes `out` (custom format) and `out.manifest.json`; returns the manifest."""
+    """Writes `out` (custom format) and `out.manifest.json`, both 0600; returns the manifest."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
+    write_private(tmp)  # pg_dump -f keeps the mode of the file it truncates
     with psycopg.connect(dsn) as conn:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
@@ -124,8 +134,12 @@ def dump(dsn: str, out: Path, *, pg_bin: Path | None = None, sample_rows: int = 
         pg_dump = client_bin(conn, "pg_dump", pg_bin)
         clean_dsn, env = libpq_env(dsn)
         with step("pg_dump", file=out) as info:
-            _run([str(pg_dump), "-Fc", "--snapshot", snapshot, "-f", str(tmp), "-d", clean_dsn],
-                 env, "pg_dump", f"partial file {tmp} may remain; nothing else was changed")
+            try:
+                _run([str(pg_dump), "-Fc", "--snapshot", snapshot, "-f", str(tmp), "-d",
+                      clean_dsn], env, "pg_dump", "nothing was changed")
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # no half-written dump left to be mistaken for one
+                raise
             info["bytes"] = tmp.stat().st_size
         manifest = Manifest(
             file=out.name, bytes=tmp.stat().st_size, sha256=sha256_file(tmp),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from lighthouse_ops.backup.dump import CorruptBackup, manifest_path, sha256_file
+from boto3.s3.transfer import TransferConfig
+
+from lighthouse_ops.backup.dump import CorruptBackup, manifest_path, sha256_file, write_private
 
 
 @dataclass(frozen=True)
@@ -32,19 +33,22 @@ class S3Url:
         return f"s3://{self.bucket}/{self.key}"
 
 
-def _b64(hexdigest: str) -> str:
-    return base64.b64encode(bytes.fromhex(hexdigest)).decode()
+# boto3's managed transfer: multipart above 64 MiB (no 5 GiB single-PUT cap), each part's
+# SHA-256 checked by S3 on receipt; the whole file's SHA-256 rides along as metadata and is
+# checked by `download`. Encrypted at rest (SSE-S3) whatever the bucket's default.
+TRANSFER = TransferConfig(multipart_threshold=64 * 1024 * 1024,
+                          multipart_chunksize=64 * 1024 * 1024)
+PRIVATE = {"ServerSideEncryption": "AES256"}
 
 
 def upload(dump_file: Path, url: str, client) -> list[str]:
-    """Uploads the dump and its manifest; returns their URLs. The dump carries its SHA-256 both
-    as S3's checksum (verified by S3 on receipt) and as metadata (checked by `download`)."""
+    """Uploads the dump and its manifest; returns their URLs."""
     dump_file = Path(dump_file)
     dest = S3Url.parse(url).join(dump_file.name)
     digest = sha256_file(dump_file)
     with dump_file.open("rb") as body:
-        client.put_object(Bucket=dest.bucket, Key=dest.key, Body=body,
-                          ChecksumSHA256=_b64(digest), Metadata={"sha256": digest})
+        client.upload_fileobj(body, dest.bucket, dest.key, Config=TRANSFER, ExtraArgs={
+            "ChecksumAlgorithm": "SHA256", "Metadata": {"sha256": digest}, **PRIVATE})
     head = client.head_object(Bucket=dest.bucket, Key=dest.key)
     if head["ContentLength"] != dump_file.stat().st_size:
         raise CorruptBackup(f"{dest}: stored {head['ContentLength']} bytes, "
@@ -53,7 +57,8 @@ def upload(dump_file: Path, url: str, client) -> list[str]:
     mpath = manifest_path(dump_file)
     if mpath.exists():
         mdest = S3Url(dest.bucket, dest.key + mpath.name[len(dump_file.name):])
-        client.put_object(Bucket=mdest.bucket, Key=mdest.key, Body=mpath.read_bytes())
+        client.put_object(Bucket=mdest.bucket, Key=mdest.key, Body=mpath.read_bytes(),
+                          **PRIVATE)
         urls.append(str(mdest))
     return urls
 
@@ -65,6 +70,7 @@ def download(url: str, dest_dir: Path, client) -> Path:
     local = dest_dir / Path(src.key).name
     obj = client.get_object(Bucket=src.bucket, Key=src.key)
     h = hashlib.sha256()
+    write_private(local)
     with local.open("wb") as f:
         for chunk in obj["Body"].iter_chunks(1 << 20):
             h.update(chunk)
@@ -74,7 +80,7 @@ def download(url: str, dest_dir: Path, client) -> Path:
         raise CorruptBackup(f"{url}: SHA-256 {h.hexdigest()} != uploaded {expected}")
     try:
         m = client.get_object(Bucket=src.bucket, Key=src.key + ".manifest.json")
-        manifest_path(local).write_bytes(m["Body"].read())
+        write_private(manifest_path(local), m["Body"].read())
     except client.exceptions.NoSuchKey:
         pass
     return local

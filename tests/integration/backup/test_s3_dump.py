@@ -35,13 +35,33 @@ def test_upload_download_roundtrip_and_tamper_detection(moto, pg15_db, tmp_path)
     assert urls == ["s3://lh-dumps/daily/a.dump", "s3://lh-dumps/daily/a.dump.manifest.json"]
     head = client.head_object(Bucket="lh-dumps", Key="daily/a.dump")
     assert head["Metadata"]["sha256"] == d.sha256_file(out)
+    assert head["ServerSideEncryption"] == "AES256"  # the dump holds every secret in the db
     got = s3.download(urls[0], tmp_path / "dl", client)
     assert d.check_file(got) is not None
+    for path in (out, d.manifest_path(out), got, d.manifest_path(got)):
+        assert path.stat().st_mode & 0o777 == 0o600, path
     # Someone overwrites the object but not its checksum metadata.
     client.put_object(Bucket="lh-dumps", Key="daily/a.dump", Body=b"garbage",
                       Metadata={"sha256": head["Metadata"]["sha256"]})
     with pytest.raises(d.CorruptBackup):
         s3.download(urls[0], tmp_path / "dl2", client)
+
+
+def test_a_large_dump_goes_up_in_parts_with_checksums(moto, tmp_path, monkeypatch):
+    """Past the multipart threshold (lowered here to 5 MiB, S3's minimum part): no single PUT,
+    so no 5 GiB cap; the round trip still matches."""
+    from boto3.s3.transfer import TransferConfig
+
+    monkeypatch.setattr(s3, "TRANSFER", TransferConfig(multipart_threshold=5 * 1024 * 1024,
+                                                       multipart_chunksize=5 * 1024 * 1024))
+    big = tmp_path / "big.dump"
+    big.write_bytes(bytes(range(256)) * (12 * 1024 * 1024 // 256))  # 12 MiB: 3 parts
+    client = moto.client()
+    (url,) = s3.upload(big, "s3://lh-dumps/big/", client)
+    head = client.head_object(Bucket="lh-dumps", Key="big/big.dump")
+    assert head["ContentLength"] == big.stat().st_size and "-3" in head["ETag"]
+    got = s3.download(url, tmp_path / "dl", client)
+    assert d.sha256_file(got) == d.sha256_file(big)
 
 
 def test_bad_url_is_refused():
