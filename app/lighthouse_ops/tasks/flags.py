@@ -29,6 +29,15 @@ class RunbookTask(Task):
             raise Exit(f"missing required option {flags} (see --help)", code=2)
         return super().__call__(*args, **kwargs)
 
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Any]:
+        # invoke pops each option's help out of self.help while building arguments, so a
+        # second parse in one process (tests, an embedding Program) would show no help.
+        saved = dict(self.help)
+        try:
+            return super().get_arguments(ignore_unknown_help)
+        finally:
+            self.help = saved
+
     def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
         opts = super().arg_opts(name, default, taken_names)
         short = SHORT_FLAGS.get(name)

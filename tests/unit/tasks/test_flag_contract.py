@@ -3,6 +3,7 @@ no positional argument, and `invoke TASK --help` prints help without running the
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -43,7 +44,9 @@ def test_flags(name):
 @pytest.mark.parametrize("name", TASKS)
 def test_help_prints_help_and_runs_nothing(name, monkeypatch, capsys):
     ran = []
-    monkeypatch.setattr(NS[name], "body", lambda *a, **k: ran.append(name))
+    body = NS[name].body
+    spy = functools.wraps(body)(lambda *a, **k: ran.append(name))  # same signature, no work
+    monkeypatch.setattr(NS[name], "body", spy)
     Program(namespace=NS, version="0").run(["invoke", name, "--help"], exit=False)
     out = capsys.readouterr().out
     assert ran == [] and f"Usage: invoke [--core-opts] {name}" in out
