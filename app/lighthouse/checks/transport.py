@@ -90,8 +90,9 @@ class _Exchange:
                     ErrorCode.PROTOCOL, f"response headers exceed {self._max_header} bytes"
                 )
         except httptools.HttpParserCallbackError as exc:
-            inner = exc.__context__
-            self.finish(inner if isinstance(inner, CheckError) else exc)
+            # Our callback raised: a CheckError is the verdict; anything else is our bug and
+            # must surface as such (run_check reports it as `internal`), not as `protocol`.
+            self.finish(exc.__context__ or exc)
         except httptools.HttpParserUpgrade:
             self.finish(CheckError(ErrorCode.PROTOCOL, "unexpected protocol upgrade (HTTP 101)"))
         except httptools.HttpParserError as exc:
