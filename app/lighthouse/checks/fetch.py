@@ -1,7 +1,7 @@
 """One HTTP exchange on a vetted address: the request a hop sends, the response it got.
 
-Transports (httpx_fetch, and the lean per-check one) turn a Hop into a Fetched, record
-connect/tls/ttfb timings in Progress, and raise CheckError for anything that went wrong.
+The transport (checks/transport.py) turns a Hop into a Fetched, records
+connect/tls/ttfb timings in Progress, and raises CheckError for anything that went wrong.
 """
 
 from __future__ import annotations
