@@ -37,9 +37,8 @@ from lighthouse.alerting.state import Alert
 from lighthouse.checks.context import CheckContext
 from lighthouse.checks.errors import CheckError, ErrorCode
 from lighthouse.checks.fetch import Hop
-from lighthouse.checks.http import basic_auth, decode_text, parse_url
+from lighthouse.checks.http import basic_auth, decode_text, parse_url, vetted_address
 from lighthouse.checks.progress import Progress
-from lighthouse.checks.ssrf import resolve_vetted
 from lighthouse.checks.transport import fetch
 from lighthouse.config import AlertingConfig
 
@@ -109,10 +108,8 @@ async def _post(ctx: ChannelContext, url: str, *, content: bytes,
     t = ctx.transport
     try:
         target = parse_url(url)
-        port = target.port or (443 if target.scheme == "https" else 80)
         async with asyncio.timeout(ctx.cfg.timeout_s):
-            ip, _ = await resolve_vetted(target.raw_host.decode("ascii"), port, t.ssrf,
-                                         t.prefer_ipv6, t.dns_executor())
+            ip, _ = await vetted_address(t, target)
             sent = [("Host", target.netloc.decode("ascii")), *headers.items()]
             auth = basic_auth(target)
             if auth is not None:

@@ -26,6 +26,11 @@ class Hop:
     body: bytes | None
 
 
+def port_of(url: httpx.URL) -> int:
+    """The port a request to url connects to."""
+    return url.port or (443 if url.scheme == "https" else 80)
+
+
 @dataclass(slots=True)
 class Fetched:
     status: int

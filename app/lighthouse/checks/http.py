@@ -14,9 +14,9 @@ import httpx
 from lighthouse.checks import assertions
 from lighthouse.checks.context import MIN_TIMEOUT_S, CheckContext
 from lighthouse.checks.errors import CheckError, ErrorCode
-from lighthouse.checks.fetch import Fetched, Hop, decode_body
+from lighthouse.checks.fetch import Fetched, Hop, decode_body, port_of
 from lighthouse.checks.progress import Progress
-from lighthouse.checks.ssrf import resolve_vetted
+from lighthouse.checks.ssrf import IPAddress, resolve_vetted
 from lighthouse.checks.transport import fetch
 from lighthouse.redact import redact
 
@@ -146,6 +146,15 @@ def parse_http_config(cfg: dict[str, Any], ctx: CheckContext) -> HttpConfig:
     )
 
 
+async def vetted_address(ctx: CheckContext, url: httpx.URL) -> tuple[IPAddress, float]:
+    """(address to connect to, dns ms) for url's host, refused by CheckError(SSRF/DNS).
+
+    The name is resolved in its A-label form (IDNA 2008, as httpx encodes it), once: the
+    caller connects to exactly this address (no second lookup for a rebinding name to game)."""
+    return await resolve_vetted(url.raw_host.decode("ascii"), port_of(url), ctx.ssrf,
+                                ctx.prefer_ipv6, ctx.dns_executor())
+
+
 def basic_auth(url: httpx.URL) -> str | None:
     """The Authorization value for credentials written in the URL (`user:pass@`), if any."""
     if not url.userinfo:
@@ -198,10 +207,7 @@ async def check_http(cfg: HttpConfig, ctx: CheckContext, progress: Progress) -> 
     keep_body = None if needs_body else ctx.snippet_bytes
     while True:
         progress.phase = "dns"
-        port = url.port or (443 if url.scheme == "https" else 80)
-        ip, dns_ms = await resolve_vetted(  # the A-label: IDNA 2008, as httpx encodes it
-            url.raw_host.decode("ascii"), port, ctx.ssrf, ctx.prefer_ipv6, ctx.dns_executor()
-        )
+        ip, dns_ms = await vetted_address(ctx, url)
         progress.add("dns", dns_ms)
         headers = _request_headers(ctx, cfg, url)
         if redirects and url.host != cfg.url.host:

@@ -27,7 +27,7 @@ import httpx
 
 from lighthouse.checks.context import CheckContext
 from lighthouse.checks.errors import CheckError, ErrorCode
-from lighthouse.checks.fetch import Fetched, Hop, classify
+from lighthouse.checks.fetch import Fetched, Hop, classify, port_of
 from lighthouse.checks.progress import Progress, cert_days_left
 
 MAX_INTERIM = 8  # 1xx responses accepted before the final one; more is a flood
@@ -337,7 +337,7 @@ async def fetch(
     keepalive: bool = False,
 ) -> Fetched:
     """One request on hop.ip; raises CheckError. keep_body: bytes of body kept in memory."""
-    port = hop.url.port or (443 if hop.url.scheme == "https" else 80)
+    port = port_of(hop.url)
     keep = ctx.max_body_bytes if keep_body is None else keep_body
     key: PoolKey = (hop.url.scheme, hop.url.raw_host.decode("ascii"), port, str(hop.ip))
     pool = _pool(ctx) if keepalive else None
