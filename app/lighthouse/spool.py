@@ -133,19 +133,18 @@ class Spool:
                        min_free_bytes=self.min_free_bytes)
         try:
             return self._write_lines(lines)
-        except OSError as exc:  # ENOSPC, EIO...: what did not reach the disk is lost, said once
-            written = exc.written if isinstance(exc, _PartialWrite) else 0
-            self._drop(len(lines) - written, "write failed", error=exc.strerror or str(exc))
-            return written
+        except _PartialWrite as exc:  # ENOSPC, EIO...: what did not reach the disk is lost, once
+            self._drop(len(lines) - exc.written, "write failed", error=exc.strerror or str(exc))
+            return exc.written
 
     def _write_lines(self, lines: list[bytes]) -> int:
+        """Writes lines into segments; any OSError comes out as _PartialWrite."""
         i = 0
         while i < len(lines):
             done = i
             path = self._active
             try:
                 if path is None or self._sizes[path] >= self.segment_bytes:
-                    path = None
                     path = self._new_segment()
                 room = self.segment_bytes - self._sizes[path]
                 chunk = [lines[i]]  # at least one line per segment, even if it is oversized
