@@ -42,6 +42,7 @@ class HttpConfig:
     max_redirects: int
     timeout_s: float
     keepalive: bool
+    authorization: str | None = None  # Basic auth from `user:pass@` in url, built once
 
 
 def _number(cfg: dict[str, Any], key: str, default: float | None, lo: float, hi: float):
@@ -143,6 +144,7 @@ def parse_http_config(cfg: dict[str, Any], ctx: CheckContext) -> HttpConfig:
             or ctx.default_timeout_s
         ),
         keepalive=keepalive,
+        authorization=basic_auth(url),
     )
 
 
@@ -166,9 +168,8 @@ def basic_auth(url: httpx.URL) -> str | None:
 def _request_headers(ctx: CheckContext, cfg: HttpConfig, url: httpx.URL) -> list[tuple[str, str]]:
     headers = [("Host", url.netloc.decode("ascii"))]
     names = {k.lower() for k, _ in cfg.headers}
-    auth = basic_auth(cfg.url)
-    if auth is not None and "authorization" not in names:
-        headers.append(("Authorization", auth))
+    if cfg.authorization is not None and "authorization" not in names:
+        headers.append(("Authorization", cfg.authorization))
     if "user-agent" not in names:
         headers.append(("User-Agent", ctx.user_agent))
     if "accept" not in names:
