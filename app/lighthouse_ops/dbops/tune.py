@@ -1,11 +1,16 @@
-"""Runbook 3 settings computed from the database host, applied with ALTER SYSTEM.
+"""`invoke db.tune`: compare a live server with the one tuning rule set and fix the difference.
 
-The seed's figures for a t4g.small (2 vCPU, 2 GiB) are shared_buffers 512MB, effective_cache_size
-1536MB, maintenance_work_mem 128MB, work_mem 16MB, max_connections 100; the rules below give
-exactly those on that host and scale with RAM/CPU elsewhere. The seed reloads afterwards, but
-shared_buffers and max_connections (context `postmaster`) only take effect after a restart: we
+The rules are `tuning.py`'s (timescaledb-tune's), the same ones the timescaledb role renders into
+conf.d/50-lighthouse.conf, so the runbook never holds a second opinion:
+
+- on a host the role manages (the server reports settings from that file), the file owns the
+  settings. db.tune never ALTER SYSTEMs them; it removes stale ALTER SYSTEM entries that shadow
+  the file (`ALTER SYSTEM RESET`) and says where the file and the rules disagree (RAM or CPUs
+  changed since the role ran, or a timescaledb_tune_overrides entry): rerun the role.
+- elsewhere (a server the role does not manage), it applies the rules with ALTER SYSTEM.
+
+shared_buffers and max_connections (context `postmaster`) take effect only after a restart: we
 reload, then read pg_settings.pending_restart to say which settings are live and which wait.
-
 Host facts come from the server itself (`pg_read_file('/proc/meminfo')`, cgroup CPU quota or
 /proc/cpuinfo), so tuning a remote server measures that server, not the controller.
 """
@@ -18,8 +23,30 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from lighthouse_ops.dbops import tuning
+
 MiB = 1024 * 1024
 GiB = 1024 * MiB
+
+# The drop-in the timescaledb role renders (roles/timescaledb/tasks/config.yml); a unit test
+# keeps the two names equal.
+ROLE_CONF_NAME = "50-lighthouse.conf"
+
+_WHY = {
+    "shared_buffers": "25% of RAM",
+    "effective_cache_size": "75% of RAM (planner hint)",
+    "maintenance_work_mem": "128 MB per GB of RAM, at most 2047 MB",
+    "work_mem": "per sort/hash node, from RAM, connections and CPUs",
+    "max_connections": "prober pool + operators",
+    "timescaledb.max_background_workers": "TimescaleDB jobs (compression, retention, rollups)",
+    "max_worker_processes": "3 built-in + TimescaleDB background workers + CPUs",
+    "max_parallel_workers": "one per CPU",
+    "max_parallel_workers_per_gather": "half the CPUs for one query",
+    "wal_buffers": "from RAM, at most 16 MB",
+    "max_wal_size": "checkpoint spacing",
+    "min_wal_size": "half of max_wal_size",
+    "max_locks_per_transaction": "chunks touched by one query, from RAM",
+}
 
 
 @dataclass(frozen=True)
@@ -35,31 +62,21 @@ class Setting:
     why: str
 
 
-def _mb(n_bytes: float) -> str:
-    return f"{max(1, int(n_bytes // MiB))}MB"
+def recommend(host: HostFacts, *, max_connections: int = tuning.DEFAULT_MAX_CONNECTIONS,
+              background_workers: int = tuning.DEFAULT_BACKGROUND_WORKERS) -> list[Setting]:
+    """The rule set's settings for `host`, exactly what the role renders for the same inputs."""
+    values = tuning.timescaledb_tune(host.ram_bytes // MiB, host.cpus,
+                                     max_connections=max_connections,
+                                     background_workers=background_workers)
+    return [Setting(k, v, _WHY.get(k, "timescaledb-tune default")) for k, v in values.items()]
 
 
-def _clamp(x: float, lo: float, hi: float) -> float:
-    return max(lo, min(hi, x))
-
-
-def recommend(host: HostFacts, *, max_connections: int = 100) -> list[Setting]:
-    """The settings for `host`; on 2 GiB / 2 vCPU they equal the seed's runbook 3 values."""
-    ram = host.ram_bytes
-    return [
-        Setting("shared_buffers", _mb(_clamp(ram / 4, 128 * MiB, 8 * GiB)), "25% of RAM"),
-        Setting("effective_cache_size", _mb(ram * 3 / 4), "75% of RAM (planner hint)"),
-        Setting("maintenance_work_mem", _mb(_clamp(ram / 16, 64 * MiB, 2 * GiB)),
-                "RAM/16, at most 2GB (VACUUM, CREATE INDEX)"),
-        Setting("work_mem", _mb(_clamp(ram / 128, 4 * MiB, 256 * MiB)),
-                "RAM/128 per sort/hash node"),
-        Setting("max_connections", str(max_connections), "prober pool + operators"),
-        Setting("max_worker_processes", str(max(8, host.cpus + 4)),
-                "CPUs + TimescaleDB background workers"),
-        Setting("max_parallel_workers", str(host.cpus), "one per CPU"),
-        Setting("max_parallel_workers_per_gather", str(max(1, host.cpus // 2)),
-                "half the CPUs for one query"),
-    ]
+def server_inputs(conn: psycopg.Connection) -> tuple[int, int]:
+    """max_connections and TimescaleDB's background workers as the server runs them now."""
+    conns = int(conn.execute("SHOW max_connections").fetchone()[0])
+    row = conn.execute("SELECT setting FROM pg_settings "
+                       "WHERE name = 'timescaledb.max_background_workers'").fetchone()
+    return conns, int(row[0]) if row else tuning.DEFAULT_BACKGROUND_WORKERS
 
 
 def parse_meminfo(text: str) -> int:
@@ -118,40 +135,87 @@ def to_base(value: str, unit: str | None) -> float:
 class Change:
     name: str
     current: str
-    wanted: str
+    wanted: str  # the value the rules give
     context: str
     why: str
-    state: str = "planned"  # planned | live | pending restart | unchanged
+    source: str = "default"  # live value from: default, role file, ALTER SYSTEM, file
+    action: str = "none"  # none | set (ALTER SYSTEM SET) | reset (ALTER SYSTEM RESET)
+    expect: str = ""  # the value that should be live after the action
+    state: str = "unchanged"  # unchanged | planned | role differs | live | pending restart
 
     @property
     def needs_restart(self) -> bool:
         return self.context == "postmaster"
 
 
+def _file_entries(conn: psycopg.Connection) -> dict[str, list[tuple[str, str]]]:
+    """name -> [(sourcefile, setting)] from the config files; {} when not allowed to read them."""
+    try:
+        with conn.transaction():
+            rows = conn.execute("SELECT name, sourcefile, setting FROM pg_file_settings "
+                                "WHERE error IS NULL ORDER BY seqno").fetchall()
+    except psycopg.errors.InsufficientPrivilege:
+        return {}
+    entries: dict[str, list[tuple[str, str]]] = {}
+    for name, sourcefile, setting in rows:
+        entries.setdefault(name, []).append((sourcefile or "", setting))
+    return entries
+
+
+def _same(a: str, b: str, unit: str | None) -> bool:
+    return to_base(a, unit) == to_base(b, unit)
+
+
 def plan_changes(conn: psycopg.Connection, settings: list[Setting]) -> list[Change]:
+    """Classify each setting by who owns it and what (if anything) db.tune should do."""
+    files = _file_entries(conn)
     changes = []
     for s in settings:
         row = conn.execute("SELECT setting, unit, context FROM pg_settings WHERE name = %s",
                            (s.name,)).fetchone()
         if row is None:
+            if s.name.startswith("timescaledb."):
+                continue  # vanilla PostgreSQL: nothing to reserve workers for
             raise ValueError(f"server has no setting {s.name}")
         setting, unit, context = row
         current = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(s.name))).fetchone()[0]
-        same = to_base(setting, unit) == to_base(s.value, unit)
-        changes.append(Change(s.name, current, s.value, context, s.why,
-                              "unchanged" if same else "planned"))
+        entries = files.get(s.name, [])
+        role = [v for f, v in entries if f.endswith("/" + ROLE_CONF_NAME)]
+        auto = [v for f, v in entries if f.endswith("/postgresql.auto.conf")]
+        c = Change(s.name, current, s.value, context, s.why)
+        if role:
+            c.source = "role file"
+            c.expect = role[-1]
+            if auto:  # a stale ALTER SYSTEM value shadows the file the role owns
+                c.action, c.state = "reset", "planned"
+            elif not _same(role[-1], s.value, unit):
+                c.state = "role differs"
+        else:
+            c.source = "ALTER SYSTEM" if auto else ("file" if entries else "default")
+            c.expect = s.value
+            if not _same(setting, s.value, unit):
+                c.action, c.state = "set", "planned"
+        changes.append(c)
     return changes
 
 
+def manages(changes: list[Change]) -> bool:
+    """Whether the timescaledb role's drop-in owns this server's tuning."""
+    return any(c.source == "role file" for c in changes)
+
+
 def apply_changes(dsn: str, changes: list[Change]) -> list[Change]:
-    """ALTER SYSTEM for each planned change, reload, then classify live vs pending restart."""
+    """ALTER SYSTEM SET/RESET for each planned change, reload, then classify live vs restart."""
     todo = [c for c in changes if c.state == "planned"]
     if not todo:
         return changes
     with psycopg.connect(dsn, autocommit=True) as conn:
         for c in todo:
-            conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(
-                sql.Identifier(c.name), sql.Literal(c.wanted)))
+            if c.action == "reset":
+                conn.execute(sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(c.name)))
+            else:
+                conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                    sql.Identifier(c.name), sql.Literal(c.wanted)))
         conn.execute("SELECT pg_reload_conf()")
     # A new session sees the reloaded values; pending_restart marks postmaster-context ones.
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -159,17 +223,24 @@ def apply_changes(dsn: str, changes: list[Change]) -> list[Change]:
             pending, setting, unit = conn.execute(
                 "SELECT pending_restart, setting, unit FROM pg_settings WHERE name = %s",
                 (c.name,)).fetchone()
-            live = to_base(setting, unit) == to_base(c.wanted, unit)
+            live = _same(setting, c.expect, unit)
             c.state = "live" if live and not pending else "pending restart"
     return changes
 
 
 def render(host: HostFacts, changes: list[Change]) -> str:
     lines = [f"host: {host.ram_bytes / GiB:.1f} GiB RAM, {host.cpus} CPUs",
-             f"{'setting':34} {'current':>10} {'wanted':>10}  {'applies by':10} state"]
+             f"{'setting':36} {'current':>9} {'rules':>9}  {'from':12} {'applies by':10} state"]
     for c in changes:
         how = "restart" if c.needs_restart else "reload"
-        lines.append(f"{c.name:34} {c.current:>10} {c.wanted:>10}  {how:10} {c.state}")
+        state = c.state + (" (ALTER SYSTEM RESET)" if c.action == "reset" else "")
+        lines.append(f"{c.name:36} {c.current:>9} {c.wanted:>9}  {c.source:12} {how:10} {state}")
+    differs = [c.name for c in changes if c.state == "role differs"]
+    if differs:
+        lines.append("the role's " + ROLE_CONF_NAME + " differs from the rules for this host in: "
+                     + ", ".join(differs) + ". If RAM or CPUs changed, rerun the role "
+                     "(ansible-playbook playbooks/db.yml); if they are timescaledb_tune_overrides, "
+                     "nothing to do. db.tune does not override the role's file.")
     pending = [c.name for c in changes if c.state == "pending restart"]
     if pending:
         lines.append("restart needed for: " + ", ".join(pending) +

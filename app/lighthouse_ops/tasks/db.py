@@ -95,11 +95,11 @@ def maintain(c, dsn=None, dry_run=False, yes=False):
 @task(help={"dsn": "PostgreSQL DSN of a superuser (default: $LIGHTHOUSE_DATABASE__DSN)",
             "ram": "host RAM, e.g. 2GB (default: read from the database host's /proc)",
             "cpus": "host CPUs (default: read from the database host)",
-            "max_connections": "max_connections to set (default 100)",
+            "max_connections": "max_connections the rules assume (default: the server's own)",
             "dry_run": "show current vs wanted, change nothing",
             "yes": "do not ask for confirmation"})
-def tune(c, dsn=None, ram=None, cpus=None, max_connections=100, dry_run=False, yes=False):
-    """Runbook 3 settings from the host's RAM/CPU via ALTER SYSTEM; says reload vs restart."""
+def tune(c, dsn=None, ram=None, cpus=None, max_connections=None, dry_run=False, yes=False):
+    """Compare the server with the tuning rules the role uses; fix what the role does not own."""
     import psycopg
 
     from lighthouse_ops.backup.plan import Aborted, Plan
@@ -112,12 +112,15 @@ def tune(c, dsn=None, ram=None, cpus=None, max_connections=100, dry_run=False, y
             host = t.HostFacts(
                 int(t.to_base(ram, None)) if ram else facts.ram_bytes,
                 int(cpus) if cpus else facts.cpus)
-            changes = t.plan_changes(conn, t.recommend(host, max_connections=int(max_connections)))
+            conns, workers = t.server_inputs(conn)
+            changes = t.plan_changes(conn, t.recommend(
+                host, max_connections=int(max_connections or conns), background_workers=workers))
         todo = [x for x in changes if x.state == "planned"]
         plan = Plan(f"ALTER SYSTEM for {len(todo)} setting(s), then pg_reload_conf()")
         for x in todo:
-            plan.add(f"{x.name}: {x.current} -> {x.wanted} "
-                     f"({'needs restart' if x.needs_restart else 'reload'})")
+            what = (f"RESET (the role's file gives {x.expect})" if x.action == "reset"
+                    else f"{x.current} -> {x.wanted}")
+            plan.add(f"{x.name}: {what} ({'needs restart' if x.needs_restart else 'reload'})")
         print(t.render(host, changes))
         if todo and plan.approve(yes=yes, dry_run=dry_run):
             t.apply_changes(dsn, changes)
@@ -125,7 +128,8 @@ def tune(c, dsn=None, ram=None, cpus=None, max_connections=100, dry_run=False, y
     except (Aborted, PermissionError, ValueError, psycopg.Error) as e:
         sys.exit(f"db.tune: {e}")
     if not todo:
-        print("db.tune: every setting already matches; nothing to do")
+        print("db.tune: nothing to change" + (
+            " (the timescaledb role's file owns these settings)" if t.manages(changes) else ""))
 
 
 @task(help={"dsn": "PostgreSQL DSN (default: $LIGHTHOUSE_DATABASE__DSN)",

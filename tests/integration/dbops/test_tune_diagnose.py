@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from lighthouse_ops.dbops import diagnose, tune
+from lighthouse_ops.dbops import diagnose, tune, tuning
 
 from tests.support.pgserver import PgServer
 
@@ -17,30 +17,76 @@ def own_pg():
     server.destroy()
 
 
+HOST = tune.HostFacts(2 * tune.GiB, 2)
+
+
 def test_tune_tells_reload_from_restart(own_pg):
     dsn = own_pg.dsn()
+    rules = {s.name: s.value for s in tune.recommend(HOST, max_connections=150)}
     with psycopg.connect(dsn, autocommit=True) as conn:
         facts = tune.host_facts(conn)
         assert facts.ram_bytes > 256 * tune.MiB and facts.cpus >= 1
-        changes = tune.plan_changes(conn, tune.recommend(tune.HostFacts(2 * tune.GiB, 2),
-                                                         max_connections=150))
+        changes = tune.plan_changes(conn, tune.recommend(HOST, max_connections=150))
     by_name = {c.name: c for c in changes}
-    assert by_name["work_mem"].state == "planned"  # default 4MB -> 16MB
+    assert "timescaledb.max_background_workers" not in by_name  # vanilla: no such setting
+    assert not tune.manages(changes)
+    assert by_name["work_mem"].state == "planned" and by_name["work_mem"].action == "set"
     tune.apply_changes(dsn, changes)
     assert by_name["work_mem"].state == "live"
     assert by_name["maintenance_work_mem"].state == "live"
     assert by_name["shared_buffers"].state == "pending restart"
     assert by_name["max_connections"].state == "pending restart"
     with psycopg.connect(dsn) as conn:
-        assert conn.execute("SHOW work_mem").fetchone()[0] == "16MB"
+        assert conn.execute("SHOW work_mem").fetchone()[0] == rules["work_mem"]
     own_pg.stop()
     own_pg.start()
     with psycopg.connect(dsn, autocommit=True) as conn:
         assert conn.execute("SHOW shared_buffers").fetchone()[0] == "512MB"
-        again = tune.plan_changes(conn, tune.recommend(tune.HostFacts(2 * tune.GiB, 2),
-                                                       max_connections=150))
+        again = tune.plan_changes(conn, tune.recommend(HOST, max_connections=150))
     assert {c.state for c in again} == {"unchanged"}  # idempotent
     assert "unchanged" in tune.render(facts, again)
+
+
+def test_tune_leaves_the_roles_file_in_charge():
+    """A server whose conf.d/50-lighthouse.conf (the role's drop-in) sets the tuning."""
+    server = PgServer.create()  # its postgresql.auto.conf sets max_connections = 200
+    try:
+        rules = tuning.timescaledb_tune(2048, 2, max_connections=100)
+        rules["work_mem"] = "8MB"  # as a timescaledb_tune_overrides entry would
+        confd = server.datadir / "conf.d"
+        confd.mkdir()
+        (confd / tune.ROLE_CONF_NAME).write_text(
+            "".join(f"{k} = '{v}'\n" for k, v in rules.items()
+                    if not k.startswith("timescaledb.")))
+        with open(server.datadir / "postgresql.conf", "a") as f:
+            f.write("include_dir = 'conf.d'\n")
+        server.stop()
+        server.start()
+        dsn = server.dsn()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            changes = tune.plan_changes(conn, tune.recommend(HOST, max_connections=100))
+        by_name = {c.name: c for c in changes}
+        assert tune.manages(changes)
+        # the stale ALTER SYSTEM value that shadows the role's file is reset, nothing is SET
+        assert [(c.name, c.action) for c in changes if c.state == "planned"] == [
+            ("max_connections", "reset")]
+        assert by_name["work_mem"].state == "role differs"  # reported, never overridden
+        assert "db.tune does not override the role's file" in tune.render(HOST, changes)
+        tune.apply_changes(dsn, changes)
+        assert by_name["max_connections"].state == "pending restart"
+        server.stop()
+        server.start()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            assert conn.execute("SHOW max_connections").fetchone()[0] == "100"
+            assert conn.execute("SHOW work_mem").fetchone()[0] == "8MB"
+            again = tune.plan_changes(conn, tune.recommend(HOST, max_connections=100))
+            auto = conn.execute("SELECT count(*) FROM pg_file_settings WHERE sourcefile "
+                                "LIKE '%postgresql.auto.conf' AND name = 'max_connections'"
+                                ).fetchone()[0]
+        assert auto == 0
+        assert not [c for c in again if c.state == "planned"]
+    finally:
+        server.destroy()
 
 
 def test_diagnose_reports_every_section_and_warns(own_pg):

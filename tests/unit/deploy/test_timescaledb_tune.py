@@ -1,4 +1,4 @@
-"""The timescaledb role's tuning filter against timescaledb-tune's documented rules/test values."""
+"""The one tuning rule set (dbops/tuning.py) against timescaledb-tune's own test values."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 _spec = importlib.util.spec_from_file_location(
-    "timescaledb_tune", ROOT / "roles/timescaledb/filter_plugins/timescaledb_tune.py")
+    "timescaledb_tune", ROOT / "app/lighthouse_ops/dbops/tuning.py")
 assert _spec and _spec.loader
 tune_mod = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(tune_mod)
