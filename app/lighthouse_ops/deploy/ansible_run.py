@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[3]
 PLAYBOOKS = REPO_ROOT / "playbooks"
 RECAP_LINE = re.compile(r"^(?P<host>\S+)\s*:\s*(?P<counts>(?:\w+=\d+\s*)+)$")
+TASK_LINE = re.compile(r"^(?:TASK|RUNNING HANDLER) \[(?P<task>.+)\] \**$")
+CHANGED_LINE = re.compile(r"^changed: \[(?P<host>[^\]]+)\]")
 
 
 class PlaybookError(RuntimeError):
@@ -57,6 +59,18 @@ def parse_recap(output: str) -> dict[str, dict[str, int]]:
     return recap
 
 
+def changed_tasks(output: str) -> list[tuple[str, str]]:
+    """[(task, host)] for every "changed:" line, in order (a loop item counts once per host)."""
+    seen: list[tuple[str, str]] = []
+    task = ""
+    for line in output.splitlines():
+        if m := TASK_LINE.match(line):
+            task = m["task"]
+        elif (m := CHANGED_LINE.match(line)) and (task, m["host"]) not in seen:
+            seen.append((task, m["host"]))
+    return seen
+
+
 def ansible_env(secrets_dir: Path | None = None) -> dict[str, str]:
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
            "ANSIBLE_FORCE_COLOR": "0", "PYTHONUNBUFFERED": "1"}
@@ -75,10 +89,12 @@ def run_playbook(
     limit: str | None = None,
     echo: bool = True,
     check: bool = True,
+    options: tuple[str, ...] = (),
 ) -> PlaybookResult:
-    """Run playbooks/<playbook>; stream its output (echo) and return the parsed recap."""
+    """Run playbooks/<playbook>; stream its output (echo) and return the parsed recap.
+    options: extra ansible-playbook flags, e.g. ("--check", "--diff")."""
     argv = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory),
-            str(PLAYBOOKS / playbook)]
+            str(PLAYBOOKS / playbook), *options]
     if limit:
         argv += ["--limit", limit]
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lighthouse_ops.deploy import demo, s3
-from lighthouse_ops.deploy.ansible_run import PlaybookResult, run_playbook
+from lighthouse_ops.deploy.ansible_run import PlaybookResult, changed_tasks, run_playbook
 from lighthouse_ops.deploy.inventory import prepare_inventory
 from lighthouse_ops.deploy.release import Release, build_release
 from lighthouse_ops.sandbox import Sandbox, SandboxError, disks
@@ -46,9 +46,11 @@ class LocalDeployment:
                 for h in self.sandbox.hosts() if h.role == "prober"}
 
     def playbook(self, name: str, extra: dict[str, Any] | None = None,
-                 echo: bool = True, check: bool = True) -> PlaybookResult:
+                 echo: bool = True, check: bool = True,
+                 options: tuple[str, ...] = ()) -> PlaybookResult:
         res = run_playbook(name, self.inventory, {**self.extra_vars, **(extra or {})},
-                           secrets_dir=self.secrets_dir, echo=echo, check=check)
+                           secrets_dir=self.secrets_dir, echo=echo, check=check,
+                           options=options)
         self.results.append(res)
         return res
 
@@ -123,6 +125,21 @@ def status_report(name: str = "local") -> str:
     lines.append("Uptime, last 24 h (monitor | checks | uptime % | avg ms):")
     lines += ["  " + " | ".join(r) for r in demo.uptime_rows_for(sb)]
     return "\n".join(lines)
+
+
+def plan_local(name: str = "local", echo: bool = True) -> tuple[PlaybookResult, str]:
+    """site.yml --check --diff against a running deployment: what a converge would change.
+    Nothing on the hosts changes (read-only probes run, every change is only reported)."""
+    sb = Sandbox(name)
+    if not sb.is_up():
+        raise SandboxError(f"sandbox {name!r} is not running (invoke local.up)")
+    dep = prepare_sandbox(sb)
+    res = dep.playbook("site.yml", echo=echo, options=("--check", "--diff"))
+    changes = changed_tasks(res.output)
+    lines = [f"site.yml --check --diff on {name!r}: "
+             + (f"{len(changes)} change(s) would be made" if changes else "nothing would change")]
+    lines += [f"  {host}: {task}" for task, host in changes]
+    return res, "\n".join(lines)
 
 
 def teardown_local(name: str = "local") -> None:

@@ -2,6 +2,7 @@
 
     invoke local.up [--name NAME] [--quiet]     sandbox up -> site.yml -> demo monitors -> report
     invoke local.status [--name NAME]           URLs and the uptime report of a running deploy
+    invoke local.plan [--name NAME] [--quiet]   what a converge would change (--check --diff)
     invoke local.down [--name NAME]             hosts, loop devices and state removed
 
 A second `local.up` is fast and changes nothing (cached release, site.yml changed=0).
@@ -47,6 +48,20 @@ def status(c, name="local"):
         print(status_report(name))
     except SandboxError as exc:
         raise Exit(f"local.status: {exc}", code=1) from exc
+
+
+@task(help={"name": "sandbox name (default local)",
+            "quiet": "print only the summary, not ansible-playbook's diff"})
+def plan(c, name="local", quiet=False):
+    """Show what a converge would change on a running local deployment (changes nothing)."""
+    from lighthouse_ops.deploy.local import plan_local
+
+    _setup_logging()
+    try:
+        _, summary = plan_local(name, echo=not quiet)
+    except (PlaybookError, SandboxError) as exc:
+        raise Exit(f"local.plan failed: {exc}", code=1) from exc
+    print(summary)
 
 
 @task(help={"name": "sandbox name (default local)"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from lighthouse_ops.deploy.ansible_run import PlaybookResult, parse_recap
+from lighthouse_ops.deploy.ansible_run import PlaybookResult, changed_tasks, parse_recap
 from lighthouse_ops.deploy.demo import demo_monitors, monitors_sql
 from lighthouse_ops.deploy.inventory import LOCAL_GROUP_VARS, prepare_inventory
 from lighthouse_ops.deploy.release import source_digest, wheel_requirements
@@ -28,6 +28,29 @@ def test_parse_recap_reads_every_host():
     assert recap["prober-1"] == {"ok": 41, "changed": 2, "unreachable": 0, "failed": 1,
                                  "skipped": 5, "rescued": 1, "ignored": 0}
     assert PlaybookResult("site.yml", 2, recap).changed == 2
+
+
+CHECK_RUN = """
+TASK [common : Install base packages] ******************************************
+ok: [db-1]
+changed: [prober-1]
+
+TASK [prober : Create the install directories] *********************************
+changed: [prober-1] => (item=/opt/lighthouse)
+changed: [prober-1] => (item=/opt/lighthouse/venvs)
+ok: [db-1]
+
+RUNNING HANDLER [timescaledb : Restart postgresql] *****************************
+changed: [db-1]
+"""
+
+
+def test_changed_tasks_names_each_task_once_per_host_handlers_included():
+    assert changed_tasks(CHECK_RUN) == [
+        ("common : Install base packages", "prober-1"),
+        ("prober : Create the install directories", "prober-1"),
+        ("timescaledb : Restart postgresql", "db-1")]
+    assert changed_tasks(RECAP) == []
 
 
 def test_source_digest_changes_with_content(tmp_path: Path):
