@@ -77,18 +77,41 @@ def _guard(name: str, body):
 
 
 @aws_task(volume="EBS volume id to snapshot", description="reason, stored in the tags",
-                 no_wait="return once started instead of waiting for 'completed'")
-def snapshot(c, volume, description="manual", no_wait=False, region=None):
+          no_wait="return once started instead of waiting for 'completed'",
+          keep_days="days until aws.prune-snapshots may delete it (default 90; 0 = keep)")
+def snapshot(c, volume, description="manual", no_wait=False, keep_days=90, region=None):
     """Snapshot an EBS volume and wait for it to complete.
 
-    The snapshot is tagged with the reason (--description) and the volume's role/stack.
+    The snapshot is tagged with the reason (--description), the volume's role/stack and
+    lighthouse:expires-at (now + --keep-days).
     """
     from lighthouse_ops.aws.snapshot import create_snapshot, snapshot_summary
 
+    try:
+        days = int(keep_days)
+        if days < 0:
+            raise ValueError
+    except ValueError:
+        sys.exit(f"aws.snapshot: --keep-days must be a whole number >= 0, got {keep_days!r}")
     run = _run(region, None, with_host=False)
     snap = _guard("aws.snapshot", lambda: create_snapshot(run, volume, reason=description,
-                                                          wait=not no_wait))
+                                                          wait=not no_wait, keep_days=days))
     print(f"aws.snapshot: {snapshot_summary(snap)}")
+
+
+@aws_task(stack="only snapshots tagged with this stack (default: every stack)")
+def prune_snapshots(c, stack=None, region=None, dry_run=False, yes=False):
+    """Delete runbook snapshots whose lighthouse:expires-at has passed.
+
+    Manual, pre-scale and pre-upgrade snapshots carry the tag (90 days by default); nothing
+    without it is touched. Run it daily from cron or a systemd timer on the controller.
+    """
+    from lighthouse_ops.aws.runbook import execute
+    from lighthouse_ops.aws.snapshot_expiry import plan_prune
+
+    run = _run(region, None, with_host=False)
+    _guard("aws.prune-snapshots",
+           lambda: execute(plan_prune(run, stack=stack), run.console, dry_run=dry_run, yes=yes))
 
 
 @aws_task(snapshot="snapshot id (default: latest completed snapshot of --from-volume)",

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 from lighthouse_ops.aws.grow_volume import plan_grow_volume
-from lighthouse_ops.aws.runbook import RunbookFailed, RunbookRefused, execute
+from lighthouse_ops.aws.runbook import (
+    RunbookAborted,
+    RunbookFailed,
+    RunbookRefused,
+    TerminalConsole,
+    execute,
+)
 from lighthouse_ops.aws.snapshot import create_snapshot, snapshot_summary
 from lighthouse_ops.aws.waiters import Backoff, WaitTimeout
 
@@ -109,3 +115,41 @@ def test_grow_volume_fails_when_the_filesystem_did_not_grow(run, ec2, ec2_raw):
 def test_unknown_volume_is_refused_clearly(run):
     with pytest.raises(RunbookRefused, match="no EBS volume 'vol-0000'"):
         plan_grow_volume(run, "vol-0000", 40, mount_point="/data")
+
+
+def test_prune_deletes_only_expired_runbook_snapshots(run, ec2, ec2_raw):
+    from datetime import UTC, datetime, timedelta
+
+    from lighthouse_ops.aws.snapshot import EXPIRES_TAG
+    from lighthouse_ops.aws.snapshot_expiry import plan_prune
+
+    _iid, vid = launch_db_host(ec2_raw)
+    soon = create_snapshot(run, vid, reason="pre-scale t4g.small to t4g.medium", keep_days=1)
+    later = create_snapshot(run, vid, reason="manual", keep_days=90)
+    forever = create_snapshot(run, vid, reason="manual", keep_days=0)
+    odd = create_snapshot(run, vid, reason="manual")
+    ec2.create_tags(Resources=[odd["SnapshotId"]], Tags=[{"Key": EXPIRES_TAG, "Value": "soon"}])
+    untagged = ec2.create_snapshot(VolumeId=vid)["SnapshotId"]  # e.g. made in the console
+    assert "expires 20" in snapshot_summary(soon) and "expires" not in snapshot_summary(forever)
+
+    in_two_days = datetime.now(UTC) + timedelta(days=2)
+    plan = plan_prune(run, stack=STACK, now=in_two_days)
+    assert [s.title.split()[1] for s in plan.steps] == [soon["SnapshotId"]]
+    assert plan.facts == [f"1 expired, 1 not yet due (stack {STACK})"]
+    assert any(odd["SnapshotId"] in n and "kept" in n for n in plan.notes)
+    assert plan_prune(run, stack="other-stack", now=in_two_days).steps == []
+
+    dry = execute(plan, run.console, dry_run=True, yes=False)
+    assert dry.dry_run and _snapshot_ids(ec2, vid) >= {soon["SnapshotId"]}
+    with pytest.raises(RunbookAborted):  # no --yes and no terminal to ask on
+        execute(plan, TerminalConsole(), dry_run=False, yes=False)
+    outcome = execute(plan, run.console, dry_run=False, yes=True)
+    assert outcome.results == [(plan.steps[0].title, "deleted")]
+    assert _snapshot_ids(ec2, vid) == {later["SnapshotId"], forever["SnapshotId"],
+                                      odd["SnapshotId"], untagged}
+
+
+def _snapshot_ids(ec2, vid: str) -> set[str]:
+    snaps = ec2.describe_snapshots(OwnerIds=["self"],
+                                   Filters=[{"Name": "volume-id", "Values": [vid]}])["Snapshots"]
+    return {s["SnapshotId"] for s in snaps}
