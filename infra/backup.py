@@ -21,9 +21,8 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.common import COMPONENT_PREFIX, child, stateful, tags
-from infra.config import StackConfig
+from infra.config import DUMPS_PREFIX, StackConfig
 
-DUMPS_PREFIX = "dumps/"
 PGBACKREST_PREFIX = "pgbackrest/"
 BACKUP_SERVICE_POLICIES = (
     "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",

@@ -19,6 +19,10 @@ from typing import Any
 
 import yaml
 
+# Bucket layout: logical dumps under this prefix (the lifecycle rule expires it; the db
+# host's weekly lighthouse-dump writes there). pgBackRest keeps its repository under pgbackrest/.
+DUMPS_PREFIX = "dumps/"
+
 NAMESPACE = "lighthouse"
 SECTIONS = ("network", "database", "probers", "backup", "monitoring", "cost")
 TOP_LEVEL_KEYS = ("deletionProtection", "tags", *SECTIONS)

@@ -37,7 +37,8 @@ def bucket_statements(bucket_arn: pulumi.Input[str]) -> pulumi.Output[list[dict]
         {"Sid": "BackupBucketList", "Effect": "Allow",
          "Action": ["s3:ListBucket", "s3:GetBucketLocation"], "Resource": arn},
         {"Sid": "BackupBucketObjects", "Effect": "Allow",
-         "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+         "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+                    "s3:AbortMultipartUpload"],  # dumps go up multipart
          "Resource": f"{arn}/*"},
     ])
 

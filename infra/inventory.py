@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from infra.config import StackConfig
+from infra.config import DUMPS_PREFIX, StackConfig
 
 SSH_USERS = {"debian-12": "admin", "ubuntu-24.04": "ubuntu"}
 
@@ -46,6 +46,7 @@ def render_inventory(cfg: StackConfig, db: HostFacts, probers: Sequence[HostFact
             "lighthouse_db_private_ip": db.private_ip,
             "pgbackrest_repo_s3_bucket": bucket,
             "pgbackrest_repo_s3_region": cfg.region,
+            "logical_dump_s3_url": f"s3://{bucket}/{DUMPS_PREFIX}",
         },
         "children": {
             "db": {"hosts": {"db-1": db_vars}},

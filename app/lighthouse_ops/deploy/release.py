@@ -2,8 +2,9 @@
 
 Hosts cannot reach PyPI, so both are built on the controller. The wheel is cached by a digest
 of the sources that go into it (a second deploy of unchanged code rebuilds nothing); the
-wheelhouse by its requirement list and target (Python version, platform), downloaded once with
-`pip download --only-binary=:all:` for the hosts' interpreter (trixie: CPython 3.13, x86_64).
+wheelhouse by its requirements — exactly the versions and hashes uv.lock pins (`uv export`), so
+hosts run what the tests ran — and its target, downloaded once with `pip download
+--only-binary=:all: --require-hashes` for the hosts' interpreter (trixie: CPython 3.13, x86_64).
 The release name is `<version>-<digest>`, so each build gets its own venv on the host.
 """
 
@@ -108,15 +109,34 @@ def wheel_requirements(wheel: Path) -> tuple[str, list[str]]:
     return meta["Version"], reqs
 
 
+# Extras the hosts install besides the prober's own dependencies (the db host's
+# lighthouse-dump needs boto3); ops and test stay on the controller.
+HOST_EXTRAS = ("backup",)
+
+
+def locked_requirements(root: Path = REPO_ROOT, extras: tuple[str, ...] = HOST_EXTRAS) -> str:
+    """The hosts' dependencies exactly as uv.lock pins them, with hashes (`uv export`)."""
+    uv = Path(sys.executable).with_name("uv")
+    argv = [str(uv) if uv.exists() else "uv", "export", "--locked", "--format",
+            "requirements-txt", "--no-emit-project", "--no-dev", "--no-header", "--quiet",
+            "--project", str(root), *(f"--extra={e}" for e in extras)]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ReleaseError("exporting the locked requirements failed (uv.lock out of date with "
+                           f"pyproject.toml? run `.venv/bin/uv lock`): {proc.stderr.strip()}")
+    return proc.stdout
+
+
 def build_wheelhouse(
-    requirements: list[str],
+    requirements: str,
     python_version: str,
     platforms: tuple[str, ...] = DEFAULT_PLATFORMS,
     cache: Path = CACHE_DIR,
 ) -> Path:
-    """Directory of binary wheels for `requirements` on the target Python; cached by inputs."""
+    """Directory of binary wheels for `requirements` (a hash-pinned requirements file's text)
+    on the target Python; cached by inputs. pip checks every wheel against its lock hash."""
     key = hashlib.sha256(
-        json.dumps([sorted(requirements), python_version, list(platforms)]).encode()
+        json.dumps([requirements, python_version, list(platforms)]).encode()
     ).hexdigest()[:12]
     out = cache / "wheelhouse" / f"py{python_version}-{key}"
     if (out / ".complete").exists():
@@ -124,14 +144,16 @@ def build_wheelhouse(
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    reqs = tmp.parent / f"{out.name}.requirements.txt"
+    reqs.write_text(requirements)
     argv = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "-q",
-            "--only-binary=:all:", "--python-version", python_version,
-            "--implementation", "cp", "-d", str(tmp)]
+            "--only-binary=:all:", "--require-hashes", "--no-deps", "--python-version",
+            python_version, "--implementation", "cp", "-d", str(tmp), "-r", str(reqs)]
     for plat in platforms:
         argv += ["--platform", plat]
-    log.info("event=build_wheelhouse python=%s requirements=%d", python_version, len(requirements))
-    _run(argv + requirements, "downloading the wheelhouse")
-    (tmp / ".complete").write_text("\n".join(sorted(requirements)) + "\n")
+    log.info("event=build_wheelhouse python=%s requirements=%s", python_version, reqs)
+    _run(argv, "downloading the wheelhouse")
+    (tmp / ".complete").write_text(requirements)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out
@@ -140,7 +162,7 @@ def build_wheelhouse(
 def build_release(python_version: str = "3.13", root: Path = REPO_ROOT,
                   cache: Path = CACHE_DIR) -> Release:
     wheel, digest = build_wheel(root, cache)
-    version, reqs = wheel_requirements(wheel)
-    wheelhouse = build_wheelhouse(reqs, python_version, cache=cache)
+    version, _ = wheel_requirements(wheel)
+    wheelhouse = build_wheelhouse(locked_requirements(root), python_version, cache=cache)
     return Release(version=version, digest=digest, wheel=wheel, wheelhouse=wheelhouse,
                    python_version=python_version)

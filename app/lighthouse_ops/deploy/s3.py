@@ -22,6 +22,7 @@ from lighthouse_ops.sandbox import Sandbox, paths
 log = logging.getLogger(__name__)
 
 BUCKET = "lighthouse-backups"
+DUMPS_PREFIX = "dumps/"  # = infra.config.DUMPS_PREFIX (tests/unit/infra/test_outputs.py)
 
 
 def _state_path(sb: Sandbox) -> Path:
@@ -85,4 +86,18 @@ def pgbackrest_host_vars(state: dict[str, Any], controller_ip: str) -> dict[str,
         "pgbackrest_repo_s3_key": moto_s3.ACCESS_KEY,
         "pgbackrest_repo_s3_key_secret": moto_s3.SECRET_KEY,
         "pgbackrest_repo_ca_content": Path(state["ca_file"]).read_text(),
+    }
+
+
+def logical_dump_host_vars(state: dict[str, Any], controller_ip: str) -> dict[str, Any]:
+    """logical_dump role variables for one database host: the same bucket, under dumps/."""
+    return {
+        "lighthouse_logical_dump_enabled": True,
+        "logical_dump_s3_url": f"s3://{state['bucket']}/{DUMPS_PREFIX}",
+        "logical_dump_s3_endpoint": f"https://{controller_ip}:{state['port']}",
+        "logical_dump_s3_path_style": True,
+        "logical_dump_s3_region": moto_s3.REGION,
+        "logical_dump_s3_ca_content": Path(state["ca_file"]).read_text(),
+        "logical_dump_s3_key": moto_s3.ACCESS_KEY,
+        "logical_dump_s3_key_secret": moto_s3.SECRET_KEY,
     }

@@ -8,7 +8,12 @@ from pathlib import Path
 from lighthouse_ops.deploy.ansible_run import PlaybookResult, changed_tasks, parse_recap
 from lighthouse_ops.deploy.demo import demo_monitors, monitors_sql
 from lighthouse_ops.deploy.inventory import LOCAL_GROUP_VARS, prepare_inventory
-from lighthouse_ops.deploy.release import source_digest, wheel_requirements
+from lighthouse_ops.deploy.release import (
+    REPO_ROOT,
+    locked_requirements,
+    source_digest,
+    wheel_requirements,
+)
 
 RECAP = """
 TASK [x] ***
@@ -72,6 +77,17 @@ def test_wheel_requirements_skip_extras(tmp_path: Path):
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.writestr("lighthouse-1.2.3.dist-info/METADATA", meta)
     assert wheel_requirements(wheel) == ("1.2.3", ["httpx<0.29,>=0.28"])
+
+
+def test_host_requirements_are_the_locked_ones_with_hashes():
+    text = locked_requirements()
+    pins = dict(line.split(" ")[0].split("==") for line in text.splitlines()
+                if "==" in line and not line.startswith(" "))
+    assert {"httpx", "psycopg", "boto3", "pyyaml"} <= set(pins)  # prober deps + backup extra
+    assert not {"pulumi", "ansible-core", "pytest", "invoke"} & set(pins)  # controller only
+    lock = (REPO_ROOT / "uv.lock").read_text()
+    assert all(f'name = "{n}"\nversion = "{v}"' in lock for n, v in pins.items())
+    assert text.count("--hash=sha256:") >= len(pins)
 
 
 def test_demo_sql_is_idempotent_by_name_and_quotes():

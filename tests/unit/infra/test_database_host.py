@@ -124,7 +124,8 @@ def test_db_role_is_scoped_to_the_backup_bucket_and_own_secret(run):
     by_resource = {s["Resource"]: sorted(s["Action"]) for s in statements}
     assert by_resource == {
         bucket_arn: ["s3:GetBucketLocation", "s3:ListBucket"],
-        f"{bucket_arn}/*": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+        f"{bucket_arn}/*": ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject",
+                            "s3:PutObject"],
         secret_arn: ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
     }
     assert bucket_arn.startswith(f"arn:aws:s3:::lighthouse-{run.cfg.stack}-backups-")

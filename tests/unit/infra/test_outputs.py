@@ -5,8 +5,10 @@ import runpy
 from pathlib import Path
 
 import yaml
+from lighthouse_ops.deploy import s3 as sandbox_s3
 
 from infra import cost
+from infra.config import DUMPS_PREFIX
 
 ROOT = Path(__file__).resolve().parents[3]
 EXPECTED_OUTPUTS = {
@@ -70,6 +72,13 @@ def test_ansible_inventory_text(run):
     assert inv["vars"]["ansible_connection"] == "amazon.aws.aws_ssm"
     assert inv["vars"]["ansible_aws_ssm_bucket_name"] == run.outputs["backup_bucket"]
     assert inv["vars"]["pgbackrest_repo_s3_bucket"] == run.outputs["backup_bucket"]
+    # the weekly dump writes where the bucket's lifecycle rule expires (one prefix, and the
+    # sandbox deploy uses the same one)
+    assert inv["vars"]["logical_dump_s3_url"] == f"s3://{run.outputs['backup_bucket']}/dumps/"
+    assert DUMPS_PREFIX == sandbox_s3.DUMPS_PREFIX == "dumps/"
+    rules = {r["id"]: r for r in run.of_type(
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")[0].inputs["rules"]}
+    assert rules["expire-dumps"]["filter"]["prefix"] == DUMPS_PREFIX
     assert inv["vars"]["lighthouse_db_secret_id"] == f"lighthouse/{run.cfg.stack}/db"
     assert inv["vars"]["ansible_user"] == "admin"
     probers = inv["children"]["prober"]["hosts"]
