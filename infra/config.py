@@ -10,6 +10,7 @@ No Pulumi import here: the cost runbooks read stack files with :func:`load_stack
 
 from __future__ import annotations
 
+import builtins
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -227,8 +228,8 @@ class _Reader:
             raise self.fail(key, f"{value!r} does not match {pattern}")
         return value
 
-    def str_list(self, key: str, item_pattern: str | None = None,
-                 choices: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    def str_list(self, key: builtins.str, item_pattern: builtins.str | None = None,
+                 choices: tuple[builtins.str, ...] | None = None) -> tuple[builtins.str, ...]:
         value = self.raw(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self.fail(key, f"expected a list of strings, got {value!r}")
@@ -239,7 +240,7 @@ class _Reader:
                 raise self.fail(key, f"{item!r} does not match {item_pattern}")
         return tuple(value)
 
-    def cidrs(self, key: str) -> tuple[str, ...]:
+    def cidrs(self, key: builtins.str) -> tuple[builtins.str, ...]:
         """CIDRs for an ingress rule; the whole internet is refused outright."""
         out = []
         for item in self.str_list(key):
@@ -252,7 +253,7 @@ class _Reader:
             out.append(str(net))
         return tuple(out)
 
-    def section(self, key: str) -> _Reader:
+    def section(self, key: builtins.str) -> _Reader:
         self.used.add(key)
         return _Reader(self.data.get(key), self.source, self._key(key))
 

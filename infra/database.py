@@ -11,6 +11,7 @@ of its own secret, nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -26,7 +27,7 @@ class DatabaseHostArgs:
     cfg: StackConfig
     subnet_id: pulumi.Input[str]
     availability_zone: pulumi.Input[str]
-    security_group_ids: pulumi.Input[list[str]]
+    security_group_ids: Sequence[pulumi.Input[str]]
     bucket_arn: pulumi.Input[str]
     secret_arn: pulumi.Input[str]
     public_ip: bool

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -71,8 +72,9 @@ class Monitoring(pulumi.ComponentResource):
         db_dims = pulumi.Output.from_input(args.db_instance_id).apply(
             lambda i: {"InstanceId": i})
         actions: list = [topic_arn]
-        common = {"alarm_actions": actions, "ok_actions": [topic_arn],
-                  "treat_missing_data": "missing"}
+        common: dict[str, Any] = {"alarm_actions": actions, "ok_actions": [topic_arn],
+                                  "treat_missing_data": "missing"}
+        spec: dict[str, Any]
         if alarm == "db-cpu":
             spec = dict(namespace="AWS/EC2", metric_name="CPUUtilization", statistic="Average",
                         period=300, evaluation_periods=m.cpu_evaluation_periods,

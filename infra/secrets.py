@@ -43,10 +43,12 @@ class Secrets(pulumi.ComponentResource):
             description="Lighthouse PostgreSQL credentials (JSON)",
             recovery_window_in_days=30 if cfg.deletion_protection else 0,
             tags=tags(cfg, "db-secret"), opts=stateful(self, cfg))
-        value = pulumi.Output.secret(password.result).apply(lambda pw: json.dumps(
-            {"username": DB_USER, "password": pw, "dbname": DB_NAME, "port": 5432}))
-        aws.secretsmanager.SecretVersion("db", secret_id=secret.id,
-                                         secret_string=pulumi.Output.secret(value),
+        # pulumi's stub infers Output[Never] for Output.secret(Output[str]), hence the ignore.
+        value = pulumi.Output.secret(password.result).apply(  # type: ignore[arg-type]
+            lambda pw: json.dumps(
+                {"username": DB_USER, "password": pw, "dbname": DB_NAME, "port": 5432}))
+        secret_string: pulumi.Output[str] = pulumi.Output.secret(value)
+        aws.secretsmanager.SecretVersion("db", secret_id=secret.id, secret_string=secret_string,
                                          opts=child(self))
         self.secret_arn = secret.arn
         self.secret_name = secret.name

@@ -42,8 +42,8 @@ def build(cfg: StackConfig) -> dict[str, Any]:
     backup = Backup("backup", BackupArgs(cfg))
     public_ip = cfg.network.public_subnet
     # Architecture A: the prober runs on the db host, which then also needs the prober SG.
-    db_sgs = ([sgs.db_sg_id, sgs.prober_sg_id] if cfg.probers.architecture == "A"
-              else [sgs.db_sg_id])
+    db_sgs: list[pulumi.Input[str]] = (
+        [sgs.db_sg_id, sgs.prober_sg_id] if cfg.probers.architecture == "A" else [sgs.db_sg_id])
     db = DatabaseHost("database", DatabaseHostArgs(
         cfg, subnet_id=network.subnet_id, availability_zone=network.availability_zone,
         security_group_ids=db_sgs, bucket_arn=backup.bucket_arn,

@@ -29,6 +29,7 @@ from psycopg.types.json import Jsonb
 from lighthouse import __version__
 from lighthouse.checks.context import MAX_TIMEOUT_S, MIN_TIMEOUT_S
 from lighthouse.config import Config, ConfigError, StartupError, load
+from lighthouse.db.connect import one
 from lighthouse.logs import setup as setup_logging
 from lighthouse.models import Monitor
 from lighthouse.redact import redact
@@ -137,8 +138,8 @@ def operator_user(conn: psycopg.Connection) -> uuid.UUID:
                        "ORDER BY created_at LIMIT 1", (OPERATOR,)).fetchone()
     if row:
         return row[0]
-    return conn.execute("INSERT INTO users (display_name) VALUES (%s) RETURNING id",
-                        (OPERATOR,)).fetchone()[0]
+    return one(conn, "INSERT INTO users (display_name) VALUES (%s) RETURNING id",
+                        (OPERATOR,))[0]
 
 
 def find_monitor(conn: psycopg.Connection, ref: str) -> tuple[uuid.UUID, str, str]:
@@ -170,12 +171,12 @@ def cmd_monitors(cfg: Config, args: argparse.Namespace) -> int:
                                "choose another name", EXIT_USAGE)
             user = operator_user(conn)
             status = "paused" if args.paused else "active"
-            mid = conn.execute(
+            mid = one(conn,
                 "INSERT INTO subscriptions (user_id, name, target_type, target_config, "
                 "check_interval_seconds, status, activated_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s, CASE WHEN %s = 'active' THEN now() END) "
                 "RETURNING id",
-                (user, args.name, typ, Jsonb(tcfg), args.interval, status, status)).fetchone()[0]
+                (user, args.name, typ, Jsonb(tcfg), args.interval, status, status))[0]
             print(mid)
             return 0
         if args.action == "list":
@@ -201,8 +202,8 @@ def cmd_monitors(cfg: Config, args: argparse.Namespace) -> int:
             print(f"{name} ({mid}): {status} -> {new}")
             return 0
         if args.action == "remove":
-            n = conn.execute("SELECT count(*) FROM check_history WHERE subscription_id = %s",
-                             (mid,)).fetchone()[0]
+            n = one(conn, "SELECT count(*) FROM check_history WHERE subscription_id = %s",
+                             (mid,))[0]
             print(f"will delete monitor {name} ({mid}), its alert channels; "
                   f"{n} check rows stay in check_history until retention drops them")
             if not args.yes:

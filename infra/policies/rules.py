@@ -48,7 +48,7 @@ DEFAULT_PROTECTED_STACKS = ("prod",)
 
 def check_volume_encrypted(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type == VOLUME and args.props.get("encrypted") is not True:
-        report("EBS volumes must be encrypted (encrypted: true).")
+        report("EBS volumes must be encrypted (encrypted: true).", None)
 
 
 def check_instance_disks_encrypted(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -56,10 +56,10 @@ def check_instance_disks_encrypted(args: ResourceValidationArgs, report: ReportV
         return
     root = args.props.get("rootBlockDevice") or {}
     if root.get("encrypted") is not True:
-        report("Instance root volume must be encrypted (rootBlockDevice.encrypted: true).")
+        report("Instance root volume must be encrypted (rootBlockDevice.encrypted: true).", None)
     for dev in args.props.get("ebsBlockDevices") or []:
         if dev.get("encrypted") is not True:
-            report(f"Instance EBS device {dev.get('deviceName')} must be encrypted.")
+            report(f"Instance EBS device {dev.get('deviceName')} must be encrypted.", None)
 
 
 def check_instance_imdsv2(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -67,7 +67,7 @@ def check_instance_imdsv2(args: ResourceValidationArgs, report: ReportViolation)
         return
     meta = args.props.get("metadataOptions") or {}
     if meta.get("httpTokens") != "required":
-        report("Instances must require IMDSv2 (metadataOptions.httpTokens: required).")
+        report("Instances must require IMDSv2 (metadataOptions.httpTokens: required).", None)
 
 
 def _opens_admin_port(protocol: Any, from_port: Any, to_port: Any) -> list[int]:
@@ -104,7 +104,7 @@ def check_no_world_admin_ports(args: ResourceValidationArgs, report: ReportViola
         ports = _opens_admin_port(protocol, lo, hi) if world else []
         if ports:
             report(f"Ingress {protocol}:{lo}-{hi} from {', '.join(world)} opens port(s) "
-                   f"{', '.join(map(str, ports))} to the internet.")
+                   f"{', '.join(map(str, ports))} to the internet.", None)
 
 
 # --- stack policies ------------------------------------------------------------------------
@@ -247,8 +247,8 @@ def evaluate(resources: Sequence[PolicyResource],
             policy.validate(ResourceValidationArgs(res.resource_type, res.props, res.urn,
                                                    res.name, res.opts, None, config or {}),
                             report)
-    for policy in STACK_POLICIES:
-        def report_stack(message: str, urn: str | None = None, _p=policy) -> None:
+    for stack_policy in STACK_POLICIES:
+        def report_stack(message: str, urn: str | None = None, _p=stack_policy) -> None:
             violations.append(Violation(_p.name, message, urn))
-        policy.validate(StackValidationArgs(list(resources), config or {}), report_stack)
+        stack_policy.validate(StackValidationArgs(list(resources), config or {}), report_stack)
     return violations

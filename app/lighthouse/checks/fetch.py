@@ -40,8 +40,9 @@ class Fetched:
     cert_days_left: int | None = None
 
 
-def _chain(exc: BaseException):
+def _chain(first: BaseException):
     seen = set()
+    exc: BaseException | None = first
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         yield exc

@@ -279,7 +279,7 @@ def _charset(content_types: list[str]) -> str:
                     return "utf-8"
                 # rot13, base64, zlib... are codecs but not text encodings; idna and
                 # punycode refuse errors="replace": a target must not pick those.
-                if not info._is_text_encoding or info.name in _UNSAFE_CHARSETS:  # type: ignore[attr-defined]
+                if not info._is_text_encoding or info.name in _UNSAFE_CHARSETS:
                     return "utf-8"
                 return info.name
     return "utf-8"

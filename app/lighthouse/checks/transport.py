@@ -302,7 +302,7 @@ async def _connect(ctx: CheckContext, hop: Hop, port: int, progress: Progress) -
             )
             if tls is None:
                 raise CheckError(ErrorCode.TLS, "connection closed during the TLS handshake")
-            conn.transport = tls  # type: ignore[assignment]
+            conn.transport = tls
             progress.add("tls", progress.ms_since(mark))
             conn.peercert = tls.get_extra_info("peercert")
     except BaseException:

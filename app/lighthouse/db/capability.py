@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from lighthouse.db.connect import one
 from lighthouse.db.errors import TimescaleNotPreloadedError, UnsupportedServerError
 
 MIN_SERVER_VERSION = 140000  # date_trunc(field, ts, zone) and partitioned-table features
@@ -57,12 +58,12 @@ def _setting(conn: psycopg.Connection, name: str) -> str | None:
 
 def server_info(conn: psycopg.Connection) -> ServerInfo:
     version = conn.info.server_version
-    installed = conn.execute(
+    installed = one(conn,
         "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"
-    ).fetchone()[0]
-    available = conn.execute(
+    )[0]
+    available = one(conn,
         "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')"
-    ).fetchone()[0]
+    )[0]
     libs = _setting(conn, "shared_preload_libraries")
     license_ = _setting(conn, "timescaledb.license")  # registered only once the library loaded
     if libs is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
@@ -28,3 +30,12 @@ def connect(dsn: str, *, autocommit: bool = True, connect_timeout: int = 10,
         reason = "; ".join(lines) or type(e).__name__
         raise DatabaseUnreachableError(
             f"cannot connect to PostgreSQL at {describe_dsn(dsn)}: {reason}") from e
+
+
+def one(conn: psycopg.Connection, query: Any, params: Any = None) -> tuple[Any, ...]:
+    """The row a query always returns (an aggregate, SHOW, RETURNING, a function call);
+    its absence is a bug worth a clear error, not a TypeError on None."""
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise RuntimeError(f"expected one row, got none: {str(query)[:120]}")
+    return row

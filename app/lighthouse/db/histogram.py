@@ -74,7 +74,7 @@ def percentile(hist: Sequence[int] | None, q: float, min_ms: float | None = None
         return None
     rank = max(1, math.ceil(q * total))
     seen = 0
-    for i, n in enumerate(hist):
+    for i, n in enumerate(hist or ()):
         if n and seen + n >= rank:
             lower, upper = bucket_range(i, max_ms)
             est = lower + (upper - lower) * (rank - seen - 0.5) / n

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 
 from lighthouse.db.capability import Capability, detect_capability
-from lighthouse.db.connect import connect
+from lighthouse.db.connect import connect, one
 from lighthouse.db.errors import SchemaOutdatedError
 from lighthouse.db.partitions import ALERTS, CHECKS, drop_expired_partitions, ensure_partitions
 from lighthouse.db.rollups import DEFAULT_LATE_HORIZON, refresh_rollups, watermark
@@ -40,10 +40,12 @@ class RetentionPolicy:
 
 def schema_capability(conn: psycopg.Connection) -> Capability:
     """The level the schema was built for (recorded by the migrator)."""
-    if not conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()[0]:
+    if not one(conn, "SELECT to_regclass('schema_migrations') IS NOT NULL")[0]:
         raise SchemaOutdatedError("no schema here yet: run `invoke db.migrate` first")
     row = conn.execute("SELECT capability FROM schema_migrations ORDER BY version LIMIT 1"
                        ).fetchone()
+    if row is None:
+        raise SchemaOutdatedError("schema_migrations is empty: run `invoke db.migrate` first")
     return Capability(row[0])
 
 
@@ -124,8 +126,8 @@ def describe(dsn: str) -> dict[str, Any]:
         }
         if st.current_version:
             out["rollups_rolled_until"] = watermark(conn)
-            out["check_history_size"] = conn.execute(
+            out["check_history_size"] = one(conn,
                 "SELECT pg_size_pretty(coalesce(sum(pg_total_relation_size(relid)), 0)) "
                 "FROM pg_partition_tree('check_history')" if not level.hypertables else
-                "SELECT pg_size_pretty(hypertable_size('check_history'))").fetchone()[0]
+                "SELECT pg_size_pretty(hypertable_size('check_history'))")[0]
         return out

@@ -28,7 +28,7 @@ from lighthouse.db.capability import (
     not_preloaded_error,
     server_info,
 )
-from lighthouse.db.connect import connect, describe_dsn
+from lighthouse.db.connect import connect, describe_dsn, one
 from lighthouse.db.errors import (
     ChecksumMismatchError,
     DatabaseUnreachableError,
@@ -82,7 +82,7 @@ class SchemaStatus:
 
 
 def _applied(conn: psycopg.Connection) -> dict[int, AppliedRow]:
-    exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()[0]
+    exists = one(conn, "SELECT to_regclass('schema_migrations') IS NOT NULL")[0]
     if not exists:
         return {}
     rows = conn.execute(
@@ -165,7 +165,7 @@ def _execute(conn: psycopg.Connection, sql: str, what: str) -> None:
 
 def _lock(conn: psycopg.Connection, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
-    while not conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+    while not one(conn, "SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,))[0]:
         if time.monotonic() > deadline:
             raise LockTimeoutError(f"another migrator held the lock for more than {timeout_s}s; "
                                    "check pg_locks for advisory lock 1279806793")

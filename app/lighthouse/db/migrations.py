@@ -85,7 +85,9 @@ def load_migrations(capability: Capability, directory: Path | None = None) -> li
     out = []
     for version, parts in sorted(_scan(directory).items()):
         chosen = [parts[t] for t in (None, *capability.sql_tags) if t in parts]
-        name = FILE_RE.match(next(iter(parts.values())).name)["name"]
+        named = FILE_RE.match(next(iter(parts.values())).name)
+        assert named is not None  # _scan keeps only files FILE_RE matches
+        name = named["name"]
         sql = "".join(f"-- ==== {p.name} ====\n{p.read_text()}\n" for p in chosen)
         out.append(Migration(version, name, capability, tuple(p.name for p in chosen), sql))
     return out

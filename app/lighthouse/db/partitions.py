@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 from psycopg import sql
 
+from lighthouse.db.connect import one
+
 log = logging.getLogger("lighthouse.db.partitions")
 
 
@@ -63,11 +65,11 @@ def create_partition(conn: psycopg.Connection, spec: PartitionSpec, start: date)
     with conn.transaction():
         # Serializes with other maintainers; the parent stays writable (SHARE UPDATE EXCLUSIVE).
         conn.execute(sql.SQL("LOCK TABLE {} IN SHARE UPDATE EXCLUSIVE MODE").format(table))
-        if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]:
+        if one(conn, "SELECT to_regclass(%s) IS NOT NULL", (name,))[0]:
             return False
-        stray = conn.execute(
+        stray = one(conn,
             sql.SQL("SELECT count(*) FROM {} WHERE time >= %s AND time < %s").format(default),
-            (lo, hi)).fetchone()[0]
+            (lo, hi))[0]
         if not stray:
             conn.execute(sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})")
                          .format(part, table, sql.Literal(lo), sql.Literal(hi)))

@@ -197,8 +197,12 @@ CROSS JOIN LATERAL (
 """
 
 
+def _uuid(i: uuid.UUID | str) -> uuid.UUID:
+    return i if isinstance(i, uuid.UUID) else uuid.UUID(i)
+
+
 def _ids(ids: Sequence[uuid.UUID | str] | None) -> list[uuid.UUID] | None:
-    return None if ids is None else [i if isinstance(i, uuid.UUID) else uuid.UUID(i) for i in ids]
+    return None if ids is None else [_uuid(i) for i in ids]
 
 
 def _window_params(ids, start: datetime, end: datetime, wm: datetime | None) -> dict[str, Any]:
@@ -210,8 +214,10 @@ def _window_params(ids, start: datetime, end: datetime, wm: datetime | None) -> 
 
 
 def _stats(row, start: datetime, end: datetime, qs: Sequence[float]) -> WindowStats:
-    s = WindowStats(row[0], start, end, *(int(v or 0) for v in row[1:8]),
-                    row[8], row[9], list(row[10] or [0] * histogram.SIZE))
+    total, success, failure, timeout, error, latency_count, latency_sum = (
+        int(v or 0) for v in row[1:8])
+    s = WindowStats(row[0], start, end, total, success, failure, timeout, error, latency_count,
+                    latency_sum, row[8], row[9], list(row[10] or [0] * histogram.SIZE))
     s.percentiles = {q: s.percentile(q) for q in qs}
     return s
 
@@ -257,7 +263,7 @@ def subscription_stats(conn: psycopg.Connection, subscription_id: uuid.UUID | st
                        end: datetime | None = None,
                        percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> WindowStats:
     """Uptime %, counts, avg/min/max and percentile latency of one subscription."""
-    sid = _ids([subscription_id])[0]
+    sid = _uuid(subscription_id)
     return summary(conn, [sid], window, start=start, end=end, percentiles=percentiles)[sid]
 
 
@@ -321,7 +327,7 @@ def recent_checks(conn: psycopg.Connection, subscription_id: uuid.UUID | str, li
     """Newest first. Keyset pagination: pass the last row's `time` as `before` for the next
     page. `since` bounds the scan (default 90 days) so an idle monitor stays cheap."""
     since = since or datetime.now(UTC) - timedelta(days=90)
-    rows = conn.execute(RECENT_SQL, {"id": _ids([subscription_id])[0], "before": before,
+    rows = conn.execute(RECENT_SQL, {"id": _uuid(subscription_id), "before": before,
                                      "since": since, "limit": limit}).fetchall()
     return [_check(r) for r in rows]
 
@@ -357,7 +363,7 @@ async def subscription_stats_async(aconn: psycopg.AsyncConnection,
                                    start: datetime | None = None, end: datetime | None = None,
                                    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
                                    ) -> WindowStats:
-    sid = _ids([subscription_id])[0]
+    sid = _uuid(subscription_id)
     res = await summary_async(aconn, [sid], window, start=start, end=end,
                               percentiles=percentiles)
     return res[sid]
@@ -365,7 +371,7 @@ async def subscription_stats_async(aconn: psycopg.AsyncConnection,
 
 async def daily_uptime_async(aconn: psycopg.AsyncConnection, subscription_id: uuid.UUID | str,
                              days: int = 90, end: datetime | None = None) -> list[DayUptime]:
-    ids = _ids([subscription_id]) or []
+    ids = [_uuid(subscription_id)]
     first, params = _day_grid(ids, days, end)
     params = _with_watermark(params, await (await aconn.execute(WATERMARK_SQL)).fetchone())
     rows = await (await aconn.execute(DAILY_SQL, params)).fetchall()
@@ -376,7 +382,7 @@ async def recent_checks_async(aconn: psycopg.AsyncConnection, subscription_id: u
                               limit: int = 50, before: datetime | None = None,
                               since: datetime | None = None) -> list[CheckResult]:
     since = since or datetime.now(UTC) - timedelta(days=90)
-    cur = await aconn.execute(RECENT_SQL, {"id": _ids([subscription_id])[0], "before": before,
+    cur = await aconn.execute(RECENT_SQL, {"id": _uuid(subscription_id), "before": before,
                                            "since": since, "limit": limit})
     return [_check(r) for r in await cur.fetchall()]
 

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 
 import psycopg
 
+from lighthouse.db.connect import one
+
 log = logging.getLogger("lighthouse.db.rollups")
 
 DEFAULT_LATE_HORIZON = timedelta(hours=2)
@@ -26,9 +28,9 @@ def refresh_rollups(conn: psycopg.Connection, late_horizon: timedelta = DEFAULT_
     """One incremental, idempotent refresh in its own transaction (safe beside ingest and
     beside another refresh, which waits for the advisory lock)."""
     with conn.transaction():
-        row = conn.execute(
-            "SELECT rolled_until, hourly_rows FROM lh_refresh_rollups(%s, coalesce(%s, now()), %s)",
-            (late_horizon, upto, backfill)).fetchone()
+        row = one(conn, "SELECT rolled_until, hourly_rows"
+                        " FROM lh_refresh_rollups(%s, coalesce(%s, now()), %s)",
+                  (late_horizon, upto, backfill))
     result = RefreshResult(row[0], row[1])
     log.info("rollups refreshed rolled_until=%s hourly_rows=%d", result.rolled_until.isoformat(),
              result.hourly_rows)

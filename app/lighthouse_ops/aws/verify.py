@@ -51,10 +51,10 @@ class ServiceVerifier:
     backoff: Backoff = Backoff(timeout_s=180, initial_s=1, max_s=10)
     clock: Clock | None = None
 
-    def _postgres(self) -> Check:
+    def _postgres(self, dsn: str) -> Check:
         def probe() -> str:
             try:
-                with psycopg.connect(self.dsn, connect_timeout=5) as conn:
+                with psycopg.connect(dsn, connect_timeout=5) as conn:
                     row = conn.execute("SELECT current_setting('server_version')").fetchone()
                 return f"ok:PostgreSQL {row[0] if row else '?'}"
             except psycopg.Error as exc:
@@ -85,7 +85,7 @@ class ServiceVerifier:
     def verify(self) -> list[Check]:
         checks = []
         if self.dsn:
-            checks.append(self._postgres())
+            checks.append(self._postgres(self.dsn))
         if self.prober_url:
             checks.append(self._prober())
         return checks

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
+from lighthouse.db.connect import one
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -98,7 +99,7 @@ def libpq_env(dsn: str) -> tuple[str, dict[str, str]]:
     env = dict(os.environ)
     if password:
         env["PGPASSWORD"] = str(password)
-    return make_conninfo(**params), env
+    return make_conninfo("", **params), env
 
 
 def _run(argv: list[str], env: dict[str, str], what: str, left: str) -> str:
@@ -126,7 +127,7 @@ def dump(dsn: str, out: Path, *, pg_bin: Path | None = None, sample_rows: int = 
     write_private(tmp)  # pg_dump -f keeps the mode of the file it truncates
     with psycopg.connect(dsn) as conn:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+        snapshot = one(conn, "SELECT pg_export_snapshot()")[0]
         with step("fingerprint", database=conn.info.dbname) as info:
             tables = fp.fingerprint(conn, sample_rows=sample_rows)
             info["tables"] = len(tables)
@@ -143,8 +144,8 @@ def dump(dsn: str, out: Path, *, pg_bin: Path | None = None, sample_rows: int = 
             info["bytes"] = tmp.stat().st_size
         manifest = Manifest(
             file=out.name, bytes=tmp.stat().st_size, sha256=sha256_file(tmp),
-            database=conn.info.dbname, server_version=conn.execute("SHOW server_version")
-            .fetchone()[0], created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            database=conn.info.dbname, server_version=one(conn, "SHOW server_version")[0],
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             tables=fp.to_json(tables))
     tmp.replace(out)
     manifest.write(manifest_path(out))

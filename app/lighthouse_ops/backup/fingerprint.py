@@ -9,6 +9,7 @@ recorded when the backup was taken). Rows are rendered as text under fixed sessi
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -93,10 +94,17 @@ def order_key(conn: psycopg.Connection, schema: str, table: str) -> list[str] | 
     return None
 
 
+def _value(conn: psycopg.Connection, query: sql.Composed, params: tuple = ()) -> Any:
+    # This file also runs alone on the db host (backup.remote ships it): no lighthouse import.
+    row = conn.execute(query, params).fetchone()
+    assert row is not None, "an aggregate always returns a row"
+    return row[0]
+
+
 def table_fingerprint(conn: psycopg.Connection, schema: str, table: str, *,
                       sample_rows: int = 200, ranges: int = 3) -> TableFingerprint:
     ident = sql.Identifier(schema, table)
-    rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(ident)).fetchone()[0]
+    rows = _value(conn, sql.SQL("SELECT count(*) FROM {}").format(ident))
     key = order_key(conn, schema, table)
     order = (sql.SQL(", ").join(sql.Identifier(c) for c in key) if key
              else sql.SQL("t::text"))
@@ -106,7 +114,7 @@ def table_fingerprint(conn: psycopg.Connection, schema: str, table: str, *,
             "SELECT md5(string_agg(t::text, E'\\n' ORDER BY {order})) FROM ("
             "SELECT * FROM {tbl} t ORDER BY {order} OFFSET %s LIMIT %s) t"
         ).format(tbl=ident, order=order)
-        md5 = conn.execute(query, (offset, limit)).fetchone()[0]
+        md5 = _value(conn, query, (offset, limit))
         samples.append(Sample(offset, limit, md5))
     return TableFingerprint(rows=rows, samples=samples)
 

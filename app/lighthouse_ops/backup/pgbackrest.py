@@ -92,7 +92,7 @@ def render_sets(sets: list[BackupSet]) -> str:
     return "\n".join(lines)
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if n < 1024 or unit == "TB":
             return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"

@@ -13,6 +13,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 import psycopg
+from lighthouse.db.connect import one
 from psycopg import sql
 from psycopg.rows import dict_row
 
@@ -94,8 +95,7 @@ def diagnose(dsn: str, *, top: int = 10, seq_scan_min: int = 1000,
         timescale = _has_extension(conn, "timescaledb")
         license_ = None
         if timescale:
-            license_ = conn.execute("SELECT current_setting('timescaledb.license', true)") \
-                .fetchone()[0]
+            license_ = one(conn, "SELECT current_setting('timescaledb.license', true)")[0]
 
         def server(s: Section) -> None:
             s.rows = _query(conn, """
@@ -193,9 +193,9 @@ def diagnose(dsn: str, *, top: int = 10, seq_scan_min: int = 1000,
                 SELECT coalesce(state, 'background') AS state, count(*) AS connections,
                        current_setting('max_connections')::int AS max_connections
                 FROM pg_stat_activity GROUP BY 1 ORDER BY 2 DESC""")
-            client = conn.execute("SELECT count(*) FROM pg_stat_activity "
-                                  "WHERE backend_type = 'client backend'").fetchone()[0]
-            limit = int(conn.execute("SHOW max_connections").fetchone()[0])
+            client = one(conn, "SELECT count(*) FROM pg_stat_activity "
+                                  "WHERE backend_type = 'client backend'")[0]
+            limit = int(one(conn, "SHOW max_connections")[0])
             if client > 0.8 * limit:
                 report.warnings.append(f"{client} of {limit} connections in use")
 
@@ -258,9 +258,9 @@ def _rollup_lag(conn: psycopg.Connection) -> list[dict]:
     for t in tables:
         if not t["col"] or t["table"] == "rollup_watermarks":
             continue
-        newest, lag = conn.execute(sql.SQL(
+        newest, lag = one(conn, sql.SQL(
             "SELECT max({c}), extract(epoch FROM now() - max({c}))::bigint FROM {t}").format(
-            c=sql.Identifier(t["col"]), t=sql.Identifier(t["schema"], t["table"]))).fetchone()
+            c=sql.Identifier(t["col"]), t=sql.Identifier(t["schema"], t["table"])))
         rows.append({"table": f"{t['schema']}.{t['table']}", "newest": newest,
                      "lag": None if lag is None else f"{lag // 3600}h{lag % 3600 // 60:02d}m",
                      "lag_s": lag})

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 
 import psycopg
+from lighthouse.db.connect import one
 from psycopg import sql
 
 from lighthouse_ops.dbops import tuning
@@ -73,7 +74,7 @@ def recommend(host: HostFacts, *, max_connections: int = tuning.DEFAULT_MAX_CONN
 
 def server_inputs(conn: psycopg.Connection) -> tuple[int, int]:
     """max_connections and TimescaleDB's background workers as the server runs them now."""
-    conns = int(conn.execute("SHOW max_connections").fetchone()[0])
+    conns = int(one(conn, "SHOW max_connections")[0])
     row = conn.execute("SELECT setting FROM pg_settings "
                        "WHERE name = 'timescaledb.max_background_workers'").fetchone()
     return conns, int(row[0]) if row else tuning.DEFAULT_BACKGROUND_WORKERS
@@ -101,7 +102,7 @@ def host_facts(conn: psycopg.Connection) -> HostFacts:
     def read(path: str) -> str | None:
         try:
             with conn.transaction():
-                return conn.execute("SELECT pg_read_file(%s)", (path,)).fetchone()[0]
+                return one(conn, "SELECT pg_read_file(%s)", (path,))[0]
         except psycopg.Error:
             return None
 
@@ -178,7 +179,7 @@ def plan_changes(conn: psycopg.Connection, settings: list[Setting]) -> list[Chan
                 continue  # vanilla PostgreSQL: nothing to reserve workers for
             raise ValueError(f"server has no setting {s.name}")
         setting, unit, context = row
-        current = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(s.name))).fetchone()[0]
+        current = one(conn, sql.SQL("SHOW {}").format(sql.Identifier(s.name)))[0]
         entries = files.get(s.name, [])
         role = [v for f, v in entries if f.endswith("/" + ROLE_CONF_NAME)]
         auto = [v for f, v in entries if f.endswith("/postgresql.auto.conf")]
@@ -220,9 +221,9 @@ def apply_changes(dsn: str, changes: list[Change]) -> list[Change]:
     # A new session sees the reloaded values; pending_restart marks postmaster-context ones.
     with psycopg.connect(dsn, autocommit=True) as conn:
         for c in todo:
-            pending, setting, unit = conn.execute(
-                "SELECT pending_restart, setting, unit FROM pg_settings WHERE name = %s",
-                (c.name,)).fetchone()
+            pending, setting, unit = one(
+                conn, "SELECT pending_restart, setting, unit FROM pg_settings WHERE name = %s",
+                (c.name,))
             live = _same(setting, c.expect, unit)
             c.state = "live" if live and not pending else "pending restart"
     return changes

@@ -56,7 +56,7 @@ class Host:
         return Link(self.slot)
 
     def running(self) -> bool:
-        return bool(self.nspawn_pid) and alive(self.nspawn_pid, machine.NSPAWN)
+        return self.nspawn_pid is not None and alive(self.nspawn_pid, machine.NSPAWN)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
