@@ -23,6 +23,9 @@ import yaml
 # Bucket layout: logical dumps under this prefix (the lifecycle rule expires it; the db
 # host's weekly lighthouse-dump writes there). pgBackRest keeps its repository under pgbackrest/.
 DUMPS_PREFIX = "dumps/"
+# Where the CloudWatch agent publishes host metrics: the alarms and the dashboard read this
+# namespace; the generated inventory hands it to the cloudwatch_agent role.
+AGENT_NAMESPACE = "CWAgent"
 
 NAMESPACE = "lighthouse"
 SECTIONS = ("network", "database", "probers", "backup", "monitoring", "cost")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from infra.config import DUMPS_PREFIX, StackConfig
+from infra.config import AGENT_NAMESPACE, DUMPS_PREFIX, StackConfig
 
 SSH_USERS = {"debian-12": "admin", "ubuntu-24.04": "ubuntu"}
 
@@ -27,11 +27,24 @@ class HostFacts:
 
 def render_inventory(cfg: StackConfig, db: HostFacts, probers: Sequence[HostFacts],
                      bucket: str, secret_name: str) -> str:
+    """Everything a stack decides, as inventory variables: they sit below the committed
+    group_vars in Ansible's precedence only for `all.vars`, so inventories/aws/group_vars must
+    not set any of these (tests/unit/infra/test_aws_contract.py checks both)."""
+    mount = cfg.monitoring.data_mount_path
     db_vars = {"ansible_host": db.instance_id, "private_ip": db.private_ip,
                "data_volume_ebs_volume_id": db.data_volume_id,
-               "data_volume_mount_point": cfg.monitoring.data_mount_path}
-    prober_hosts = {f"prober-{i + 1}": {"ansible_host": p.instance_id, "private_ip": p.private_ip}
-                    for i, p in enumerate(probers)}
+               "data_volume_mount_point": mount,
+               # the fstype dimension of the disk alarm is the filesystem the role makes
+               "data_volume_fstype": cfg.monitoring.data_fs_type,
+               # host vars: above group_vars/prober.yml when the db host is also a prober (A)
+               "cloudwatch_agent_mount_points": ["/", mount],
+               # each prober host and nothing wider (arch A: the prober is local, loopback)
+               "timescaledb_hba_allowed_cidrs": [] if cfg.probers.architecture == "A"
+               else [f"{p.private_ip}/32" for p in probers]}
+    prober_hosts: dict[str, dict] = {
+        f"prober-{i + 1}": {"ansible_host": p.instance_id, "private_ip": p.private_ip,
+                            "cloudwatch_agent_mount_points": ["/"]}
+        for i, p in enumerate(probers)}
     if cfg.probers.architecture == "A":
         prober_hosts = {"db-1": {}}
     doc = {"all": {
@@ -43,6 +56,10 @@ def render_inventory(cfg: StackConfig, db: HostFacts, probers: Sequence[HostFact
             "lighthouse_stack": cfg.stack,
             "lighthouse_aws_region": cfg.region,
             "lighthouse_db_secret_id": secret_name,
+            "cloudwatch_agent_namespace": AGENT_NAMESPACE,
+            # A: the prober shares the db host and connects over loopback (hba allows it)
+            "prober_db_host": "127.0.0.1" if cfg.probers.architecture == "A"
+            else db.private_ip,
             "lighthouse_db_private_ip": db.private_ip,
             "pgbackrest_repo_s3_bucket": bucket,
             "pgbackrest_repo_s3_region": cfg.region,

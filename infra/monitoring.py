@@ -21,7 +21,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.common import COMPONENT_PREFIX, child, tags
-from infra.config import StackConfig
+from infra.config import AGENT_NAMESPACE, StackConfig
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class Monitoring(pulumi.ComponentResource):
                         threshold=m.cpu_threshold_percent,
                         comparison_operator="GreaterThanThreshold", dimensions=db_dims)
         elif alarm == "db-disk":
-            spec = dict(namespace="CWAgent", metric_name="disk_used_percent",
+            spec = dict(namespace=AGENT_NAMESPACE, metric_name="disk_used_percent",
                         statistic="Average", period=300, evaluation_periods=2,
                         threshold=m.disk_used_threshold_percent,
                         comparison_operator="GreaterThanThreshold",
@@ -89,7 +89,7 @@ class Monitoring(pulumi.ComponentResource):
                             lambda i: {"InstanceId": i, "path": m.data_mount_path,
                                        "fstype": m.data_fs_type}))
         elif alarm == "db-memory":
-            spec = dict(namespace="CWAgent", metric_name="mem_used_percent",
+            spec = dict(namespace=AGENT_NAMESPACE, metric_name="mem_used_percent",
                         statistic="Average", period=300, evaluation_periods=3,
                         threshold=m.memory_used_threshold_percent,
                         comparison_operator="GreaterThanThreshold", dimensions=db_dims)
@@ -131,9 +131,9 @@ class Monitoring(pulumi.ComponentResource):
             return json.dumps({"widgets": [
                 widget("CPU %", [["AWS/EC2", "CPUUtilization", "InstanceId", instance_id]], 0, 0),
                 widget(f"Disk used % ({m.data_mount_path})",
-                       [["CWAgent", "disk_used_percent", "InstanceId", instance_id,
+                       [[AGENT_NAMESPACE, "disk_used_percent", "InstanceId", instance_id,
                          "path", m.data_mount_path, "fstype", m.data_fs_type]], 12, 0),
-                widget("Memory used %", [["CWAgent", "mem_used_percent", "InstanceId",
+                widget("Memory used %", [[AGENT_NAMESPACE, "mem_used_percent", "InstanceId",
                                           instance_id]], 0, 6),
                 widget("EBS ops", [["AWS/EC2", "EBSReadOps", "InstanceId", instance_id],
                                    ["AWS/EC2", "EBSWriteOps", "InstanceId", instance_id]], 12, 6),

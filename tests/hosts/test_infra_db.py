@@ -137,6 +137,9 @@ def test_cloudwatch_config_rendered_valid_not_installed(db) -> None:
     f = db.file("/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json")
     cfg = json.loads(f.content_string)
     assert sorted(cfg["metrics"]["metrics_collected"]["disk"]["resources"]) == ["/", "/data"]
+    # what the stack's alarms read (tests/unit/infra/test_aws_contract.py crosses that seam)
+    assert cfg["metrics"]["namespace"] == "CWAgent"
+    assert cfg["metrics"]["metrics_collected"]["disk"]["drop_device"] is True
     assert not db.file("/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl").exists
 
 

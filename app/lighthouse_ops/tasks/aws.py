@@ -47,8 +47,9 @@ def _run(region: str | None, inventory: str | None, *, with_host: bool = True):
     if with_host:
         inv = Path(inventory) if inventory else DEFAULT_INVENTORY
         if not inv.exists():
-            sys.exit(f"Ansible inventory {inv} not found: copy inventories/aws/hosts.example.yml "
-                     "to hosts.yml and fill it in from `pulumi stack output`, or pass --inventory")
+            sys.exit(f"Ansible inventory {inv} not found: write it from the stack with "
+                     "`pulumi stack output ansible_inventory > inventories/aws/hosts.yml`, "
+                     "or pass --inventory")
         ops = AnsibleHostOps(inventory=inv)
         run.host_ops = ops
         run.verifier = HostVerifier(run_adhoc=ops.adhoc)
