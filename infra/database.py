@@ -69,14 +69,13 @@ class DatabaseHost(pulumi.ComponentResource):
             iam_instance_profile=profile.name,
             associate_public_ip_address=args.public_ip,
             metadata_options=host.METADATA_OPTIONS,
-            root_block_device=host.root_volume(db.root_volume_gb),
+            root_block_device=host.root_volume(db.root_volume_gb, tags(cfg, "db-root")),
             instance_market_options=host.spot_options(db.spot_max_price) if db.spot else None,
             disable_api_termination=cfg.deletion_protection and not db.spot,
             ebs_optimized=True,
             user_data=host.cloud_init(db.os, f"{cfg.name_prefix}-db", cfg.region),
             user_data_replace_on_change=False,
             tags=tags(cfg, "db", role="db"),
-            volume_tags=tags(cfg, "db-root"),
             # A newer AMI must not replace a running database host: rebuilds are a runbook.
             opts=child(self, ignore_changes=["ami", "userData"]))
         key, value = cfg.backup_tag

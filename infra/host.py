@@ -106,9 +106,13 @@ METADATA_OPTIONS = aws.ec2.InstanceMetadataOptionsArgs(
     instance_metadata_tags="disabled")
 
 
-def root_volume(size_gb: int) -> aws.ec2.InstanceRootBlockDeviceArgs:
+def root_volume(size_gb: int, volume_tags: dict[str, str]) -> aws.ec2.InstanceRootBlockDeviceArgs:
+    """Tagged here, not with the instance's volume_tags: those also apply to attached EBS
+    volumes, so they would fight the data volume's own tags (the ones AWS Backup selects by)
+    on every update."""
     return aws.ec2.InstanceRootBlockDeviceArgs(
-        volume_type="gp3", volume_size=size_gb, encrypted=True, delete_on_termination=True)
+        volume_type="gp3", volume_size=size_gb, encrypted=True, delete_on_termination=True,
+        tags=volume_tags)
 
 
 def spot_options(max_price: str | None) -> aws.ec2.InstanceInstanceMarketOptionsArgs:

@@ -47,13 +47,13 @@ class ProberFleet(pulumi.ComponentResource):
                     iam_instance_profile=profile.name,
                     associate_public_ip_address=args.public_ip,
                     metadata_options=host.METADATA_OPTIONS,
-                    root_block_device=host.root_volume(cfg.database.root_volume_gb),
+                    root_block_device=host.root_volume(cfg.database.root_volume_gb,
+                                                       tags(cfg, f"{hostname}-root")),
                     instance_market_options=host.spot_options(None) if p.spot else None,
                     ebs_optimized=True,
                     user_data=host.cloud_init(cfg.database.os, f"{cfg.name_prefix}-{hostname}",
                                               cfg.region),
                     tags=tags(cfg, hostname, role="prober"),
-                    volume_tags=tags(cfg, f"{hostname}-root"),
                     opts=child(self, ignore_changes=["ami", "userData"]))
                 self.instance_ids.append(inst.id)
                 self.private_ips.append(inst.private_ip)

@@ -39,7 +39,7 @@ def test_data_volume_attached_at_fixed_device(run):
 
 def test_every_disk_is_encrypted_and_root_is_gp3(run):
     for inst in run.of_type(INSTANCE):
-        root = inst.inputs["rootBlockDevice"]
+        root = {k: v for k, v in inst.inputs["rootBlockDevice"].items() if k != "tags"}
         assert root == {"volumeType": "gp3", "volumeSize": 8, "encrypted": True,
                         "deleteOnTermination": True}
         assert "ebsBlockDevices" not in inst.inputs
@@ -149,3 +149,13 @@ def test_prober_fleet_size_follows_architecture(stacks, stack, count):
         assert p.inputs["instanceType"] == "t4g.micro"
         assert p.inputs["availabilityZone"] == run.one(INSTANCE, "db").inputs["availabilityZone"]
     assert run.outputs["prober_instance_ids"] == [p.id for p in probers]
+
+
+def test_root_volumes_are_tagged_without_instance_volume_tags(run):
+    """volume_tags would also tag the attached data volume and fight its own tags (the ones
+    AWS Backup selects by) on every update; the root volume is tagged on its own."""
+    for inst in run.of_type("aws:ec2/instance:Instance"):
+        assert not inst.inputs.get("volumeTags"), inst.name
+        assert inst.inputs["rootBlockDevice"]["tags"]["Name"].endswith("-root")
+    data = run.one("aws:ebs/volume:Volume", "data")
+    assert data.inputs["tags"]["role"] == "db-data"
