@@ -19,7 +19,8 @@ DEFAULT_INVENTORY = ROOT / "inventories" / "aws" / "hosts.yml"
 
 COMMON = {
     "region": "AWS region (default: $AWS_REGION / $AWS_DEFAULT_REGION / us-east-1)",
-    "stack": "Pulumi stack (dev|prod): finds the tagged host and checks Pulumi.<stack>.yaml",
+    "stack": "Pulumi stack (dev|prod); default: the one the inventory was generated from "
+             "(lighthouse_stack), never a guess",
     "instance": "EC2 instance id (default: the instance tagged role=db for the stack)",
     "inventory": f"Ansible inventory for host steps (default: {DEFAULT_INVENTORY})",
     "dry_run": "show the plan, change nothing",
@@ -35,6 +36,24 @@ def aws_task(**extra: str):
         return task(help={k: v for k, v in {**COMMON, **extra}.items() if k in params})(fn)
 
     return decorate
+
+
+def _stack(task: str, stack: str | None, inventory: str | None) -> str:
+    """--stack, else the stack the inventory was generated from; a mismatch or neither
+    refuses (a half-awake operator must not act on prod by default)."""
+    import yaml
+
+    inv = Path(inventory) if inventory else DEFAULT_INVENTORY
+    generated = None
+    if inv.is_file():
+        doc = yaml.safe_load(inv.read_text()) or {}
+        generated = ((doc.get("all") or {}).get("vars") or {}).get("lighthouse_stack")
+    if stack and generated and stack != generated:
+        sys.exit(f"{task}: --stack {stack} but {inv} was generated from stack {generated!r}; "
+                 "refusing (pass the matching --inventory)")
+    if not (stack or generated):
+        sys.exit(f"{task}: which stack? pass --stack dev|prod (no inventory {inv} names one)")
+    return str(stack or generated)
 
 
 def _run(region: str | None, inventory: str | None, *, with_host: bool = True):
@@ -119,7 +138,7 @@ def prune_snapshots(c, stack=None, region=None, dry_run=False, yes=False):
                  from_volume="volume whose latest snapshot to restore (default: data volume)",
                  device="device name to attach at", mount_point="where to mount it",
                  volume_type="EBS type of the new volume")
-def restore_snapshot(c, snapshot=None, from_volume=None, instance=None, stack="prod",
+def restore_snapshot(c, snapshot=None, from_volume=None, instance=None, stack=None,
                      device="/dev/sdg", mount_point="/mnt/restore", volume_type="gp3",
                      region=None, inventory=None, dry_run=False, yes=False):
     """Restore a snapshot to a new, attached, mounted volume.
@@ -134,6 +153,7 @@ def restore_snapshot(c, snapshot=None, from_volume=None, instance=None, stack="p
     )
     from lighthouse_ops.aws.runbook import execute
 
+    stack = _stack("aws.restore-snapshot", stack, inventory)
     run = _run(region, inventory)
 
     def body():
@@ -154,7 +174,7 @@ def restore_snapshot(c, snapshot=None, from_volume=None, instance=None, stack="p
 
 @aws_task(type="new instance type, e.g. t4g.small",
                  skip_stack_check="do not compare with Pulumi.<stack>.yaml (unmanaged host)")
-def scale(c, type, instance=None, stack="prod", skip_stack_check=False, region=None,
+def scale(c, type, instance=None, stack=None, skip_stack_check=False, region=None,
           inventory=None, dry_run=False, yes=False):
     """Change the db host's instance type, snapshot first.
 
@@ -166,6 +186,7 @@ def scale(c, type, instance=None, stack="prod", skip_stack_check=False, region=N
     from lighthouse_ops.aws.scale import ScaleState, plan_scale, scale_summary
     from lighthouse_ops.aws.stack_config import load_stack_config
 
+    stack = _stack("aws.scale", stack, inventory)
     run = _run(region, inventory)
 
     def body():
@@ -183,7 +204,7 @@ def scale(c, type, instance=None, stack="prod", skip_stack_check=False, region=N
                  volume="volume id (default: the stack's data volume)",
                  mount_point="where its filesystem is mounted",
                  skip_stack_check="do not compare with Pulumi.<stack>.yaml")
-def grow_volume(c, size, volume=None, stack="prod", mount_point="/data",
+def grow_volume(c, size, volume=None, stack=None, mount_point="/data",
                 skip_stack_check=False, region=None, inventory=None, dry_run=False, yes=False):
     """Grow the data volume and its filesystem online.
 
@@ -198,6 +219,7 @@ def grow_volume(c, size, volume=None, stack="prod", mount_point="/data",
         size_gib = int(size)
     except ValueError:
         sys.exit(f"aws.grow-volume: --size must be a whole number of GiB, got {size!r}")
+    stack = _stack("aws.grow-volume", stack, inventory)
     run = _run(region, inventory)
 
     def body():
@@ -271,7 +293,7 @@ def _backup_role_arn(region: str, stack: str) -> str:
                  vault="backup vault (default: lighthouse-<stack>-vault)",
                  role_arn="IAM role AWS Backup assumes (default: the stack's backup role)",
                  no_wait="return once the job is started")
-def backup_now(c, role_arn=None, stack="prod", volume=None, vault=None, no_wait=False, region=None):
+def backup_now(c, role_arn=None, stack=None, volume=None, vault=None, no_wait=False, region=None):
     """Back up the data volume with AWS Backup now.
 
     Starts an on-demand job in the stack's vault and follows it to completion.
@@ -279,6 +301,7 @@ def backup_now(c, role_arn=None, stack="prod", volume=None, vault=None, no_wait=
     from lighthouse_ops.aws.backup import Boto3Backup
     from lighthouse_ops.aws.backup import backup_now as start
 
+    stack = _stack("aws.backup-now", stack, None)
     run = _run(region, None, with_host=False)
 
     def body():
@@ -296,10 +319,11 @@ def backup_now(c, role_arn=None, stack="prod", volume=None, vault=None, no_wait=
 @aws_task(volume="volume id (default: the stack's data volume)",
                  vault="backup vault (default: lighthouse-<stack>-vault)",
                  all_resources="list every resource's recovery points in the vault")
-def recovery_points(c, stack="prod", volume=None, vault=None, all_resources=False, region=None):
+def recovery_points(c, stack=None, volume=None, vault=None, all_resources=False, region=None):
     """List the data volume's AWS Backup recovery points."""
     from lighthouse_ops.aws.backup import Boto3Backup, render_recovery_points
 
+    stack = _stack("aws.recovery-points", stack, None)
     run = _run(region, None, with_host=False)
 
     def body():

@@ -18,7 +18,9 @@ from tests.integration.aws.builders import launch_db_host
 def invoke(moto_url, tmp_path, monkeypatch, capsys):
     """Run `invoke aws.* ...` in-process against moto; returns (exit code, stdout, stderr)."""
     inventory = tmp_path / "hosts.yml"
-    inventory.write_text("all:\n  children:\n    db:\n      hosts: {}\n")
+    # as the stack generates it: names the stack the runbooks act on
+    inventory.write_text("all:\n  vars:\n    lighthouse_stack: prod\n"
+                         "  children:\n    db:\n      hosts: {}\n")
     for key, value in {"AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "testing",
                        "AWS_SECRET_ACCESS_KEY": "testing",
                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
@@ -84,6 +86,24 @@ def test_scale_refused_by_stack_config_exits_1_with_the_fix(invoke, ec2_raw):
     assert "refused, nothing changed" in got.stderr
     assert ("pulumi config set --stack prod --path 'lighthouse:database.instanceType' "
             "t4g.medium") in got.stderr
+
+
+def test_no_stack_anywhere_is_refused_not_guessed(invoke, ec2_raw, tmp_path):
+    iid, _ = launch_db_host(ec2_raw, stack="prod", itype="t4g.micro")
+    bare = tmp_path / "bare.yml"
+    bare.write_text("all:\n  children:\n    db:\n      hosts: {}\n")
+    got = invoke("aws.scale", "--type", "t4g.small", "--yes", "--inventory", str(bare))
+    assert got.returncode == 1
+    assert "which stack? pass --stack dev|prod" in got.stderr
+    assert facts.get_instance(ec2_raw, iid)["InstanceType"] == "t4g.micro"
+
+
+def test_a_stack_other_than_the_inventorys_is_refused(invoke, ec2_raw):
+    launch_db_host(ec2_raw, stack="dev", itype="t4g.micro")
+    got = invoke("aws.scale", "--type", "t4g.small", "--stack", "dev", "--yes", "--inventory",
+                 invoke.inventory)
+    assert got.returncode == 1
+    assert "--stack dev but" in got.stderr and "generated from stack 'prod'" in got.stderr
 
 
 def test_grow_volume_refuses_to_shrink(invoke, ec2_raw):
