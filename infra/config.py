@@ -20,12 +20,14 @@ from typing import Any
 
 import yaml
 
+# Where the CloudWatch agent publishes host metrics (the alarms and the dashboard read it; the
+# generated inventory hands it to the cloudwatch_agent role): defined with the host metrics.
+from lighthouse_ops.hostmetrics.contract import AGENT_NAMESPACE as AGENT_NAMESPACE
+from lighthouse_ops.hostmetrics.contract import ALL as HOST_METRICS
+
 # Bucket layout: logical dumps under this prefix (the lifecycle rule expires it; the db
 # host's weekly lighthouse-dump writes there). pgBackRest keeps its repository under pgbackrest/.
 DUMPS_PREFIX = "dumps/"
-# Where the CloudWatch agent publishes host metrics: the alarms and the dashboard read this
-# namespace; the generated inventory hands it to the cloudwatch_agent role.
-AGENT_NAMESPACE = "CWAgent"
 
 NAMESPACE = "lighthouse"
 SECTIONS = ("network", "database", "probers", "backup", "monitoring", "cost")
@@ -114,6 +116,7 @@ class MonitoringConfig:
     cpu_evaluation_periods: int = 3  # of 5 minutes: "sustained" = 15 min
     disk_used_threshold_percent: float = 85.0
     memory_used_threshold_percent: float = 90.0
+    connections_used_threshold_percent: float = 80.0
     data_mount_path: str = "/data"
     data_fs_type: str = "ext4"
 
@@ -160,11 +163,26 @@ class StackConfig:
         """Logical names of the CloudWatch alarms the stack creates (cost model counts them)."""
         if not self.monitoring.alarms:
             return ()
-        names = ["db-cpu", "db-status", "db-disk", "db-memory"]
+        names = ["db-cpu", "db-status", "db-disk", "db-memory", *HOST_METRIC_ALARMS]
         if self.backup.enabled:
             names.append("backup-failed")
         names += [f"prober-{i + 1}-status" for i in range(self.probers.instance_count)]
         return tuple(names)
+
+    @property
+    def custom_metric_count(self) -> int:
+        """Metrics the hosts publish (billed per metric-month, alarms or not): the agent's
+        disk used_percent + inodes_free per mount, mem x2 and swap (db host: / and the data
+        mount; each separate prober: /) and lighthouse-host-metrics on the db host.
+        test_aws_contract.py counts them in the rendered agent config."""
+        def agent(mounts: int) -> int:
+            return 2 * mounts + 3
+        return agent(2) + self.probers.instance_count * agent(1) + len(HOST_METRICS)
+
+
+# Alarms on lighthouse-host-metrics (lighthouse_ops.hostmetrics.contract) from the db host.
+HOST_METRIC_ALARMS = ("db-connections", "wal-archive-lag", "wal-archive-failing",
+                      "units-failed", "prober-heartbeat")
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -351,6 +369,8 @@ def _monitoring(r: _Reader) -> MonitoringConfig:
         cpu_evaluation_periods=r.int("cpuEvaluationPeriods", 3, 1, 288),
         disk_used_threshold_percent=r.float("diskUsedThresholdPercent", 85.0, 1, 100),
         memory_used_threshold_percent=r.float("memoryUsedThresholdPercent", 90.0, 1, 100),
+        connections_used_threshold_percent=r.float("connectionsUsedThresholdPercent", 80.0,
+                                                   1, 100),
         data_mount_path=r.str("dataMountPath", "/data", pattern=r"/[\w/.-]*") or "/data",
         data_fs_type=r.str("dataFsType", "ext4", choices=("ext4", "xfs")) or "ext4",
     )

@@ -72,6 +72,7 @@ class Prices:
     data_transfer_out_gb: Decimal
     cloudwatch_alarm_month: Decimal
     cloudwatch_dashboard_month: Decimal
+    cloudwatch_metric_month: Decimal
     secrets_manager_secret_month: Decimal
     public_ipv4_hour: Decimal
     vpc_interface_endpoint_hour: Decimal
@@ -270,6 +271,9 @@ def estimate(cfg: StackConfig, prices: Prices | None = None) -> CostBreakdown:
     if cfg.alarm_names:
         items.append(LineItem.of("cloudwatch alarms", len(cfg.alarm_names), "alarms",
                                  p.cloudwatch_alarm_month))
+    if cfg.custom_metric_count:
+        items.append(LineItem.of("cloudwatch custom metrics", cfg.custom_metric_count,
+                                 "metrics", p.cloudwatch_metric_month))
     if cfg.monitoring.dashboard:
         items.append(LineItem.of("cloudwatch dashboard", 1, "dashboards",
                                  p.cloudwatch_dashboard_month))

@@ -19,7 +19,9 @@ def _alarms(prod):
 
 def test_prod_alarm_set_matches_config(prod):
     assert set(_alarms(prod)) == set(prod.cfg.alarm_names) == {
-        "db-cpu", "db-status", "db-disk", "db-memory", "backup-failed", "prober-1-status"}
+        "db-cpu", "db-status", "db-disk", "db-memory", "backup-failed", "prober-1-status",
+        "db-connections", "wal-archive-lag", "wal-archive-failing", "units-failed",
+        "prober-heartbeat"}
     assert prod.outputs["alarm_names"] == [f"lighthouse-prod-{n}" for n in prod.cfg.alarm_names]
 
 
@@ -70,3 +72,18 @@ def test_dashboard_charts_the_db_host(prod):
     metrics = [m for w in body["widgets"] for m in w["properties"]["metrics"]]
     assert ["AWS/EC2", "CPUUtilization", "InstanceId", prod.outputs["db_instance_id"]] in metrics
     assert prod.outputs["dashboard_url"].endswith("#dashboards:name=lighthouse-prod")
+
+
+def test_host_metric_alarms_read_the_contract_and_the_heartbeat_breaches_when_missing(prod):
+    from lighthouse_ops.hostmetrics import contract as hm
+
+    a, db_id = _alarms(prod), prod.outputs["db_instance_id"]
+    names = {m.name for m in hm.ALL}
+    for alarm in ("db-connections", "wal-archive-lag", "wal-archive-failing", "units-failed",
+                  "prober-heartbeat"):
+        assert a[alarm]["namespace"] == hm.NAMESPACE and a[alarm]["metricName"] in names
+        assert a[alarm]["dimensions"] == {hm.DIMENSION: db_id}
+    assert a["db-connections"]["threshold"] == 80
+    assert a["prober-heartbeat"]["treatMissingData"] == "breaching"
+    assert a["prober-heartbeat"]["comparisonOperator"] == "LessThanThreshold"
+    assert a["wal-archive-lag"]["treatMissingData"] == "notBreaching"  # archiving may be off

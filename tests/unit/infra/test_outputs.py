@@ -50,7 +50,7 @@ def test_password_reaches_secrets_manager_as_a_secret_input(run):
 def test_cost_output_is_the_cost_model_estimate(run):
     expected = cost.estimate(run.cfg)
     assert run.outputs["estimated_monthly_cost_usd"] == float(expected.monthly)
-    assert run.outputs["estimated_monthly_cost_usd"] == {"dev": 8.33, "prod": 42.61}[
+    assert run.outputs["estimated_monthly_cost_usd"] == {"dev": 11.93, "prod": 48.21}[
         run.cfg.stack]
     assert run.outputs["cost_breakdown"] == expected.format()
     # The model counts exactly the alarms and instances the program creates.
@@ -149,4 +149,4 @@ def test_main_reads_pulumi_config_and_exports(monkeypatch):
     finally:
         pulumi.runtime.set_all_config({})
     assert set(exported) == EXPECTED_OUTPUTS
-    assert exported["estimated_monthly_cost_usd"] == 8.33
+    assert exported["estimated_monthly_cost_usd"] == 11.93
