@@ -32,6 +32,8 @@ def render_inventory(cfg: StackConfig, db: HostFacts, probers: Sequence[HostFact
     not set any of these (tests/unit/infra/test_aws_contract.py checks both)."""
     mount = cfg.monitoring.data_mount_path
     db_vars = {"ansible_host": db.instance_id, "private_ip": db.private_ip,
+               # the InstanceId dimension lighthouse-host-metrics publishes (host_metrics role)
+               "lighthouse_instance_id": db.instance_id,
                "data_volume_ebs_volume_id": db.data_volume_id,
                "data_volume_mount_point": mount,
                # the fstype dimension of the disk alarm is the filesystem the role makes

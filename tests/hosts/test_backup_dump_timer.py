@@ -38,7 +38,7 @@ def test_timer_is_weekly_and_persistent(site, db_host) -> None:
     assert timer.is_enabled and timer.is_running
     conf = db_host.file("/etc/systemd/system/lighthouse-dump.timer").content_string
     assert "OnCalendar=Sun *-*-* 03:30:00" in conf and "Persistent=true" in conf
-    env = db_host.file("/etc/lighthouse/dump.env")
+    env = db_host.file("/etc/lighthouse/aws.env")
     assert (env.user, env.group, env.mode) == ("root", "postgres", 0o640)
 
 

@@ -87,7 +87,7 @@ def prepare_sandbox(sb: Sandbox, volume_mb: int = DATA_VOLUME_MB,
                                  "data_volume_create_node": {"major": major, "minor": minor}}
             if s3_state:
                 host_vars[h.name].update(s3.pgbackrest_host_vars(s3_state, h.controller_ip))
-                host_vars[h.name].update(s3.logical_dump_host_vars(s3_state, h.controller_ip))
+                host_vars[h.name].update(s3.db_timer_host_vars(s3_state, h.controller_ip))
     inventory = prepare_inventory(sb.dir, sb.inventory_path, host_vars)
     return LocalDeployment(sandbox=sb, inventory=inventory, release=release,
                            extra_vars=release.ansible_vars(), timings=timings)

@@ -89,15 +89,18 @@ def pgbackrest_host_vars(state: dict[str, Any], controller_ip: str) -> dict[str,
     }
 
 
-def logical_dump_host_vars(state: dict[str, Any], controller_ip: str) -> dict[str, Any]:
-    """logical_dump role variables for one database host: the same bucket, under dumps/."""
+def db_timer_host_vars(state: dict[str, Any], controller_ip: str) -> dict[str, Any]:
+    """The db host's own timers against the sandbox's moto (it serves S3 and CloudWatch at
+    one endpoint): the weekly dump into the same bucket under dumps/, host metrics every
+    minute, and the boto3 environment (ops_runtime) both use."""
     return {
         "lighthouse_logical_dump_enabled": True,
+        "lighthouse_host_metrics_enabled": True,
         "logical_dump_s3_url": f"s3://{state['bucket']}/{DUMPS_PREFIX}",
-        "logical_dump_s3_endpoint": f"https://{controller_ip}:{state['port']}",
         "logical_dump_s3_path_style": True,
-        "logical_dump_s3_region": moto_s3.REGION,
-        "logical_dump_s3_ca_content": Path(state["ca_file"]).read_text(),
-        "logical_dump_s3_key": moto_s3.ACCESS_KEY,
-        "logical_dump_s3_key_secret": moto_s3.SECRET_KEY,
+        "ops_runtime_aws_region": moto_s3.REGION,
+        "ops_runtime_aws_endpoint_url": f"https://{controller_ip}:{state['port']}",
+        "ops_runtime_aws_ca_content": Path(state["ca_file"]).read_text(),
+        "ops_runtime_aws_access_key": moto_s3.ACCESS_KEY,
+        "ops_runtime_aws_secret_key": moto_s3.SECRET_KEY,
     }

@@ -44,7 +44,7 @@ def test_secret_rendering_templates_hide_their_diff() -> None:
             assert hidden, (f"{tasks.relative_to(ROOT)}: task {task['name']!r} renders "
                             f"secrets from {source.name} without no_log or diff: false")
     # The guard found the known secret-holding templates (so the regex still matches them).
-    assert {"prober.yaml.j2", "prober.env.j2", "pgbackrest.conf.j2", "dump.env.j2"} <= set(checked)
+    assert {"prober.yaml.j2", "prober.env.j2", "pgbackrest.conf.j2", "aws.env.j2"} <= set(checked)
 
 
 def test_the_pattern_ignores_settings_named_like_secrets() -> None:

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[3]
 GROUP_VARS = ROOT / "inventories" / "aws" / "group_vars"
 AGENT_TEMPLATE = ROOT / "roles/cloudwatch_agent/templates/amazon-cloudwatch-agent.json.j2"
 HBA_TEMPLATE = ROOT / "roles/timescaledb/templates/pg_hba.conf.j2"
+HOST_METRICS_UNIT = ROOT / "roles/host_metrics/templates/lighthouse-host-metrics.service.j2"
 LOOKUP = re.compile(r"lookup\('amazon\.aws\.aws_secret',\s*(?P<args>[^)]*)\)")
 # facts the templates' defaults read on a host (t4g: aarch64)
 FACTS = {"ansible_architecture": "aarch64", "ansible_managed": "Ansible managed",
@@ -119,9 +120,9 @@ def agent_metrics(config: dict) -> set[tuple[str, str, frozenset[str]]]:
         dims = {"path", "fstype"} | (set() if disk.get("drop_device") else {"device"})
         out |= {(m["namespace"], f"disk_{x}", frozenset(dims | appended))
                 for x in disk["measurement"]}
-    mem = m["metrics_collected"].get("mem")
-    if mem:
-        out |= {(m["namespace"], x, frozenset(appended)) for x in mem["measurement"]}
+    for plain in ("mem", "swap"):
+        if section := m["metrics_collected"].get(plain):
+            out |= {(m["namespace"], x, frozenset(appended)) for x in section["measurement"]}
     return out
 
 
@@ -215,3 +216,29 @@ def test_committed_group_vars_decide_nothing_the_stack_decides(run, inventory):
     for path in GROUP_VARS.glob("*.yml"):
         overlap = decided & set(yaml.safe_load(path.read_text()) or {})
         assert not overlap, f"{path.name} overrides what the stack decides: {sorted(overlap)}"
+
+
+def test_host_metrics_publish_under_the_instance_id_the_alarms_select(alarmed, tmp_path):
+    from lighthouse_ops.hostmetrics import contract as hm
+
+    run, inventory = alarmed, resolve(alarmed, tmp_path)
+    variables = hostvars(inventory, "db-1", "ops_runtime", "host_metrics")
+    assert variables["lighthouse_host_metrics_enabled"] is True
+    unit = render(HOST_METRICS_UNIT, {**variables, "prober_release": "0.1.0-x"})
+    instance = re.search(r"--instance-id (\S+)", unit)[1]
+    alarms = [a for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+              if a.inputs["namespace"] == hm.NAMESPACE]
+    assert {a.inputs["metricName"] for a in alarms} <= {m.name for m in hm.ALL}
+    assert alarms and all(a.inputs["dimensions"] == {hm.DIMENSION: instance} for a in alarms)
+    assert instance == run.outputs["db_instance_id"]
+
+
+def test_the_cost_model_counts_the_metrics_the_hosts_publish(run, inventory):
+    from lighthouse_ops.hostmetrics import contract as hm
+
+    agent = 0
+    for host in inventory["_meta"]["hostvars"]:  # one CloudWatch metric per dimension value
+        collected = agent_config(inventory, host)[0]["metrics"]["metrics_collected"]
+        agent += len(collected["disk"]["measurement"]) * len(collected["disk"]["resources"])
+        agent += len(collected["mem"]["measurement"]) + len(collected["swap"]["measurement"])
+    assert agent + len(hm.ALL) == run.cfg.custom_metric_count

@@ -1,0 +1,63 @@
+"""lighthouse-host-metrics on the converged db host publishes to the sandbox's moto CloudWatch
+(the same endpoint as its S3, through the TLS front with the host's CA): every contract metric
+with the host's InstanceId, archive metrics from a server that really archives (pgBackRest),
+and a failed backup unit is counted."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from lighthouse_ops.deploy import s3
+from lighthouse_ops.hostmetrics import contract as hm
+from lighthouse_ops.moto_s3 import ACCESS_KEY, REGION, SECRET_KEY
+
+from tests.hosts.deploy_support import Converged, converged_site
+
+
+@pytest.fixture(scope="module")
+def site(sandbox) -> Converged:
+    return converged_site(sandbox)
+
+
+@pytest.fixture(scope="module")
+def cloudwatch(site, sandbox, sandbox_hosts):
+    state = s3.ensure_s3(sandbox)
+    return boto3.client(
+        "cloudwatch", verify=state["ca_file"], region_name=REGION,
+        endpoint_url=f"https://{sandbox_hosts['db-1'].controller_ip}:{state['port']}",
+        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+
+
+def _latest(cloudwatch, metric: hm.HostMetric, stat: str = "Maximum") -> float | None:
+    now = datetime.now(UTC)
+    points = cloudwatch.get_metric_statistics(
+        Namespace=hm.NAMESPACE, MetricName=metric.name,
+        Dimensions=[{"Name": hm.DIMENSION, "Value": "db-1"}],
+        StartTime=now - timedelta(minutes=30), EndTime=now + timedelta(minutes=1),
+        Period=60, Statistics=[stat])["Datapoints"]
+    return max(p[stat] for p in points) if points else None
+
+
+def test_the_timer_publishes_every_contract_metric(site, sandbox, db_host, cloudwatch) -> None:
+    timer = db_host.service("lighthouse-host-metrics.timer")
+    assert timer.is_enabled and timer.is_running
+    sandbox.ssh("db-1", "systemctl start lighthouse-host-metrics.service")
+    names = {m["MetricName"] for m in cloudwatch.list_metrics(
+        Namespace=hm.NAMESPACE, Dimensions=[{"Name": hm.DIMENSION, "Value": "db-1"}])["Metrics"]}
+    assert names == {m.name for m in hm.ALL}
+    assert _latest(cloudwatch, hm.ARCHIVE_FAILING) == 0
+    age = _latest(cloudwatch, hm.ARCHIVE_AGE, "Minimum")
+    assert age is not None and 0 <= age < 600  # below the wal-archive-lag threshold
+    assert 0 < _latest(cloudwatch, hm.CONNECTIONS_USED) < 80
+
+
+def test_a_failed_backup_unit_is_counted(site, sandbox, cloudwatch) -> None:
+    # a backup type pgBackRest refuses: the templated unit fails like a real failed backup
+    sandbox.ssh("db-1", "systemctl start pgbackrest-backup@bogus.service || true")
+    try:
+        sandbox.ssh("db-1", "systemctl start lighthouse-host-metrics.service")
+        assert _latest(cloudwatch, hm.UNITS_FAILED) == 1
+    finally:
+        sandbox.ssh("db-1", "systemctl reset-failed 'pgbackrest-backup@*'")
