@@ -117,6 +117,7 @@ class MonitoringConfig:
     disk_used_threshold_percent: float = 85.0
     memory_used_threshold_percent: float = 90.0
     connections_used_threshold_percent: float = 80.0
+    log_retention_days: int = 30
     data_mount_path: str = "/data"
     data_fs_type: str = "ext4"
 
@@ -170,6 +171,12 @@ class StackConfig:
         return tuple(names)
 
     @property
+    def log_group_name(self) -> str:
+        """The hosts' log group (PostgreSQL, pgBackRest): the stack creates it, the agent
+        ships into it (the inventory hands the name to the cloudwatch_agent role)."""
+        return f"/lighthouse/{self.stack}/hosts"
+
+    @property
     def custom_metric_count(self) -> int:
         """Metrics the hosts publish (billed per metric-month, alarms or not): the agent's
         disk used_percent + inodes_free per mount, mem x2 and swap (db host: / and the data
@@ -178,6 +185,11 @@ class StackConfig:
         def agent(mounts: int) -> int:
             return 2 * mounts + 3
         return agent(2) + self.probers.instance_count * agent(1) + len(HOST_METRICS)
+
+
+# What CloudWatch Logs accepts as a log group's retention.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
+                      1827, 2192, 2557, 2922, 3288, 3653)
 
 
 # Alarms on lighthouse-host-metrics (lighthouse_ops.hostmetrics.contract) from the db host.
@@ -224,6 +236,12 @@ class _Reader:
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             raise self.fail(key, f"expected an integer in [{lo}, {hi}], got {value!r}")
+        return value
+
+    def choice_int(self, key: str, default: int, choices: tuple[int, ...]) -> int:
+        value = self.int(key, default, min(choices), max(choices))
+        if value not in choices:
+            raise self.fail(key, f"expected one of {', '.join(map(str, choices))}, got {value}")
         return value
 
     def float(self, key: str, default: float, lo: float, hi: float) -> float:
@@ -371,6 +389,7 @@ def _monitoring(r: _Reader) -> MonitoringConfig:
         memory_used_threshold_percent=r.float("memoryUsedThresholdPercent", 90.0, 1, 100),
         connections_used_threshold_percent=r.float("connectionsUsedThresholdPercent", 80.0,
                                                    1, 100),
+        log_retention_days=r.choice_int("logRetentionDays", 30, LOG_RETENTION_DAYS),
         data_mount_path=r.str("dataMountPath", "/data", pattern=r"/[\w/.-]*") or "/data",
         data_fs_type=r.str("dataFsType", "ext4", choices=("ext4", "xfs")) or "ext4",
     )

@@ -59,6 +59,7 @@ def render_inventory(cfg: StackConfig, db: HostFacts, probers: Sequence[HostFact
             "lighthouse_aws_region": cfg.region,
             "lighthouse_db_secret_id": secret_name,
             "cloudwatch_agent_namespace": AGENT_NAMESPACE,
+            "cloudwatch_agent_log_group": cfg.log_group_name,
             # A: the prober shares the db host and connects over loopback (hba allows it)
             "prober_db_host": "127.0.0.1" if cfg.probers.architecture == "A"
             else db.private_ip,

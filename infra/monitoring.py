@@ -84,6 +84,11 @@ class Monitoring(pulumi.ComponentResource):
             aws.sns.TopicSubscription("alerts-email", topic=topic.arn, protocol="email",
                                       endpoint=m.alarm_email, opts=child(self))
         self.topic_arn = topic.arn
+        # The agent ships PostgreSQL's and pgBackRest's logs here (cloudwatch_agent_log_*).
+        logs = aws.cloudwatch.LogGroup("hosts", name=cfg.log_group_name,
+                                       retention_in_days=m.log_retention_days,
+                                       tags=tags(cfg, "hosts-logs"), opts=child(self))
+        self.log_group_name = logs.name
         self.alarm_names = []
         created = {}
         for alarm in cfg.alarm_names:
@@ -92,7 +97,8 @@ class Monitoring(pulumi.ComponentResource):
         self.dashboard_url = None
         if m.dashboard:
             self._dashboard(args)
-        self.register_outputs({"topic_arn": self.topic_arn, "dashboard_url": self.dashboard_url})
+        self.register_outputs({"topic_arn": self.topic_arn, "dashboard_url": self.dashboard_url,
+                               "log_group_name": self.log_group_name})
 
     def _alarm(self, alarm: str, args: MonitoringArgs, topic_arn: pulumi.Output[str]):
         cfg, m = args.cfg, args.cfg.monitoring

@@ -77,6 +77,7 @@ def build(cfg: StackConfig) -> dict[str, Any]:
         "sns_topic_arn": monitoring.topic_arn,
         "alarm_names": monitoring.alarm_names,
         "dashboard_url": monitoring.dashboard_url,
+        "log_group_name": monitoring.log_group_name,
         "ssm_session_command": db.instance_id.apply(
             lambda i: f"aws ssm start-session --target {i} --region {cfg.region}"),
         "ansible_inventory": inventory,

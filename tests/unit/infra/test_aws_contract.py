@@ -242,3 +242,13 @@ def test_the_cost_model_counts_the_metrics_the_hosts_publish(run, inventory):
         agent += len(collected["disk"]["measurement"]) * len(collected["disk"]["resources"])
         agent += len(collected["mem"]["measurement"]) + len(collected["swap"]["measurement"])
     assert agent + len(hm.ALL) == run.cfg.custom_metric_count
+
+
+def test_db_logs_ship_to_the_stacks_log_group_with_retention(run, inventory):
+    group = run.one("aws:cloudwatch/logGroup:LogGroup").inputs
+    assert group["retentionInDays"] == run.cfg.monitoring.log_retention_days
+    config, _ = agent_config(inventory, "db-1")
+    shipped = {f["file_path"]: f["log_group_name"]
+               for f in config["logs"]["logs_collected"]["files"]["collect_list"]}
+    assert set(shipped) == {"/var/log/postgresql/postgresql-*.log", "/var/log/pgbackrest/*.log"}
+    assert set(shipped.values()) == {group["name"]}
