@@ -238,7 +238,8 @@ class _Reader:
             raise self.fail(key, f"expected an integer in [{lo}, {hi}], got {value!r}")
         return value
 
-    def choice_int(self, key: str, default: int, choices: tuple[int, ...]) -> int:
+    def choice_int(self, key: builtins.str, default: builtins.int,
+                   choices: tuple[builtins.int, ...]) -> builtins.int:
         value = self.int(key, default, min(choices), max(choices))
         if value not in choices:
             raise self.fail(key, f"expected one of {', '.join(map(str, choices))}, got {value}")
