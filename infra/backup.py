@@ -41,13 +41,14 @@ class Backup(pulumi.ComponentResource):
     vault_name: pulumi.Output[str] | None
     vault_arn: pulumi.Output[str] | None
     plan_id: pulumi.Output[str] | None
+    role_arn: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: BackupArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{COMPONENT_PREFIX}:Backup", name, None, opts)
         cfg = args.cfg
         self._bucket(cfg)
-        self.vault_name = self.vault_arn = self.plan_id = None
+        self.vault_name = self.vault_arn = self.plan_id = self.role_arn = None
         if cfg.backup.enabled:
             self._plan(cfg)
         self.register_outputs({"bucket_name": self.bucket_name, "vault_name": self.vault_name})
@@ -140,5 +141,6 @@ class Backup(pulumi.ComponentResource):
                 type="STRINGEQUALS", key=key, value=value)],
             opts=child(self))
         self.vault_name = vault.name
+        self.role_arn = role.arn
         self.vault_arn = vault.arn
         self.plan_id = plan.id

@@ -26,7 +26,8 @@ class HostFacts:
 
 
 def render_inventory(cfg: StackConfig, db: HostFacts, probers: Sequence[HostFacts],
-                     bucket: str, secret_name: str) -> str:
+                     bucket: str, secret_name: str, backup_vault: str | None = None,
+                     backup_role_arn: str | None = None) -> str:
     """Everything a stack decides, as inventory variables: they sit below the committed
     group_vars in Ansible's precedence only for `all.vars`, so inventories/aws/group_vars must
     not set any of these (tests/unit/infra/test_aws_contract.py checks both)."""
@@ -67,6 +68,9 @@ def render_inventory(cfg: StackConfig, db: HostFacts, probers: Sequence[HostFact
             "pgbackrest_repo_s3_bucket": bucket,
             "pgbackrest_repo_s3_region": cfg.region,
             "logical_dump_s3_url": f"s3://{bucket}/{DUMPS_PREFIX}",
+            # read by the aws.backup-now / aws.recovery-points runbooks (null: backups off)
+            "lighthouse_backup_vault": backup_vault,
+            "lighthouse_backup_role_arn": backup_role_arn,
         },
         "children": {
             "db": {"hosts": {"db-1": db_vars}},

@@ -60,11 +60,11 @@ def build(cfg: StackConfig) -> dict[str, Any]:
     inventory = pulumi.Output.all(
         db.instance_id, db.private_ip, db.data_volume_id, backup.bucket_name,
         secrets.secret_name, pulumi.Output.all(*probers.instance_ids),
-        pulumi.Output.all(*probers.private_ips),
+        pulumi.Output.all(*probers.private_ips), backup.vault_name, backup.role_arn,
     ).apply(lambda v: render_inventory(
         cfg, HostFacts(v[0], v[1], v[2]),
         [HostFacts(i, ip) for i, ip in zip(v[5], v[6], strict=True)],
-        bucket=v[3], secret_name=v[4]))
+        bucket=v[3], secret_name=v[4], backup_vault=v[7], backup_role_arn=v[8]))
     return {
         "db_instance_id": db.instance_id,
         "db_private_ip": db.private_ip,
@@ -73,6 +73,7 @@ def build(cfg: StackConfig) -> dict[str, Any]:
         "prober_instance_ids": pulumi.Output.all(*probers.instance_ids),
         "prober_private_ips": pulumi.Output.all(*probers.private_ips),
         "backup_vault_name": backup.vault_name,
+        "backup_role_arn": backup.role_arn,
         "backup_bucket": backup.bucket_name,
         "sns_topic_arn": monitoring.topic_arn,
         "alarm_names": monitoring.alarm_names,

@@ -17,11 +17,14 @@ from lighthouse_ops.tasks.flags import runbook as task
 ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_INVENTORY = ROOT / "inventories" / "aws" / "hosts.yml"
 
+VOLUME_HELP = ("data volume id (default: the generated inventory's, else the one tagged "
+               "role=db-data for the stack)")
 COMMON = {
     "region": "AWS region (default: $AWS_REGION / $AWS_DEFAULT_REGION / us-east-1)",
     "stack": "Pulumi stack (dev|prod); default: the one the inventory was generated from "
              "(lighthouse_stack), never a guess",
-    "instance": "EC2 instance id (default: the instance tagged role=db for the stack)",
+    "instance": "EC2 instance id (default: db-1's in the generated inventory, else the "
+                "instance tagged role=db for the stack)",
     "inventory": f"Ansible inventory for host steps (default: {DEFAULT_INVENTORY})",
     "dry_run": "show the plan, change nothing",
     "yes": "do not ask for confirmation",
@@ -38,16 +41,30 @@ def aws_task(**extra: str):
     return decorate
 
 
-def _stack(task: str, stack: str | None, inventory: str | None) -> str:
-    """--stack, else the stack the inventory was generated from; a mismatch or neither
-    refuses (a half-awake operator must not act on prod by default)."""
+def _generated(inventory: str | None) -> dict:
+    """What the stack wrote into the inventory (`pulumi stack output ansible_inventory`):
+    stack, db instance, data volume, backup vault and role. {} without an inventory."""
     import yaml
 
     inv = Path(inventory) if inventory else DEFAULT_INVENTORY
-    generated = None
-    if inv.is_file():
-        doc = yaml.safe_load(inv.read_text()) or {}
-        generated = ((doc.get("all") or {}).get("vars") or {}).get("lighthouse_stack")
+    if not inv.is_file():
+        return {}
+    doc = yaml.safe_load(inv.read_text()) or {}
+    top = doc.get("all") or {}
+    db = (((top.get("children") or {}).get("db") or {}).get("hosts") or {}).get("db-1") or {}
+    found = {"stack": (top.get("vars") or {}).get("lighthouse_stack"),
+             "instance": db.get("lighthouse_instance_id"),
+             "volume": db.get("data_volume_ebs_volume_id"),
+             "vault": (top.get("vars") or {}).get("lighthouse_backup_vault"),
+             "backup_role_arn": (top.get("vars") or {}).get("lighthouse_backup_role_arn")}
+    return {k: v for k, v in found.items() if v}
+
+
+def _stack(task: str, stack: str | None, inventory: str | None) -> str:
+    """--stack, else the stack the inventory was generated from; a mismatch or neither
+    refuses (a half-awake operator must not act on prod by default)."""
+    inv = Path(inventory) if inventory else DEFAULT_INVENTORY
+    generated = _generated(inventory).get("stack")
     if stack and generated and stack != generated:
         sys.exit(f"{task}: --stack {stack} but {inv} was generated from stack {generated!r}; "
                  "refusing (pass the matching --inventory)")
@@ -157,11 +174,13 @@ def restore_snapshot(c, snapshot=None, from_volume=None, instance=None, stack=No
     run = _run(region, inventory)
 
     def body():
-        inst = facts.resolve_instance(run.ec2, instance, stack)
+        inst = facts.resolve_instance(
+            run.ec2, instance or _generated(inventory).get("instance"), stack)
         if snapshot:
             snap = facts.get_snapshot(run.ec2, snapshot)
         else:
-            vol = facts.find_data_volume(run.ec2, inst, stack, from_volume)
+            vol = facts.find_data_volume(run.ec2, inst, stack,
+                                         from_volume or _generated(inventory).get("volume"))
             snap = facts.latest_snapshot(run.ec2, vol["VolumeId"])
         state = RestoreState()
         plan = plan_restore_snapshot(run, snap, inst, device=device, mount_point=mount_point,
@@ -191,7 +210,8 @@ def scale(c, type, instance=None, stack=None, skip_stack_check=False, region=Non
 
     def body():
         cfg = None if skip_stack_check else load_stack_config(stack, ROOT)
-        inst = facts.resolve_instance(run.ec2, instance, stack)
+        inst = facts.resolve_instance(
+            run.ec2, instance or _generated(inventory).get("instance"), stack)
         state = ScaleState()
         plan = plan_scale(run, inst, type, stack_config=cfg, state=state)
         execute(plan, run.console, dry_run=dry_run, yes=yes,
@@ -201,7 +221,7 @@ def scale(c, type, instance=None, stack=None, skip_stack_check=False, region=Non
 
 
 @aws_task(size="new size in GiB (larger than now; EBS cannot shrink)",
-                 volume="volume id (default: the stack's data volume)",
+                 volume=VOLUME_HELP,
                  mount_point="where its filesystem is mounted",
                  skip_stack_check="do not compare with Pulumi.<stack>.yaml")
 def grow_volume(c, size, volume=None, stack=None, mount_point="/data",
@@ -224,7 +244,8 @@ def grow_volume(c, size, volume=None, stack=None, mount_point="/data",
 
     def body():
         cfg = None if skip_stack_check else load_stack_config(stack, ROOT)
-        vol = facts.find_data_volume(run.ec2, None, stack, volume)
+        vol = facts.find_data_volume(run.ec2, None, stack,
+                                     volume or _generated(inventory).get("volume"))
         plan = plan_grow_volume(run, vol["VolumeId"], size_gib, mount_point=mount_point,
                                 stack_config=cfg)
         execute(plan, run.console, dry_run=dry_run, yes=yes)
@@ -232,7 +253,7 @@ def grow_volume(c, size, volume=None, stack=None, mount_point="/data",
     _guard("aws.grow-volume", body)
 
 
-@aws_task(volume="data volume id (default: the volume tagged role=db-data)",
+@aws_task(volume=VOLUME_HELP,
                  device="device to attach the data volume at",
                  mount_point="data mount point")
 def spot_recover(c, stack, instance=None, volume=None, device="/dev/sdf",
@@ -248,7 +269,10 @@ def spot_recover(c, stack, instance=None, volume=None, device="/dev/sdf",
 
     def body():
         state = SpotState()
-        plan = plan_spot_recover(run, stack=stack, instance_id=instance, volume_id=volume,
+        generated = _generated(inventory)
+        plan = plan_spot_recover(run, stack=stack,
+                                 instance_id=instance or generated.get("instance"),
+                                 volume_id=volume or generated.get("volume"),
                                  device=device, mount_point=mount_point, state=state)
         execute(plan, run.console, dry_run=dry_run, yes=yes,
                 summary=lambda: spot_summary(state))
@@ -260,10 +284,11 @@ def _backup_target(run, stack: str, volume: str | None, vault: str | None):
     from lighthouse_ops.aws import ec2 as facts
     from lighthouse_ops.aws.backup import volume_arn
 
-    vol = facts.find_data_volume(run.ec2, None, stack, volume)
+    generated = _generated(None)
+    vol = facts.find_data_volume(run.ec2, None, stack, volume or generated.get("volume"))
     region = run.ec2.meta.region_name
     account = vol.get("OwnerId") or _account(region)
-    return (vault or f"lighthouse-{stack}-vault",
+    return (vault or generated.get("vault") or f"lighthouse-{stack}-vault",
             volume_arn(region, account, vol["VolumeId"]))
 
 
@@ -289,7 +314,7 @@ def _backup_role_arn(region: str, stack: str) -> str:
     sys.exit(f"aws.backup-now: no IAM role tagged Name={wanted}; pass --role-arn")
 
 
-@aws_task(volume="volume id (default: the stack's data volume)",
+@aws_task(volume=VOLUME_HELP,
                  vault="backup vault (default: lighthouse-<stack>-vault)",
                  role_arn="IAM role AWS Backup assumes (default: the stack's backup role)",
                  no_wait="return once the job is started")
@@ -307,7 +332,8 @@ def backup_now(c, role_arn=None, stack=None, volume=None, vault=None, no_wait=Fa
     def body():
         vault_name, arn = _backup_target(run, stack, volume, vault)
         region = run.ec2.meta.region_name
-        role = role_arn or _backup_role_arn(region, stack)
+        role = (role_arn or _generated(None).get("backup_role_arn")
+                or _backup_role_arn(region, stack))
         job = start(run, Boto3Backup.create(region), vault=vault_name,
                     resource_arn=arn, role_arn=role, wait=not no_wait)
         print(f"aws.backup-now: job {job.job_id} {job.state}; recovery point "
@@ -316,7 +342,7 @@ def backup_now(c, role_arn=None, stack=None, volume=None, vault=None, no_wait=Fa
     _guard("aws.backup-now", body)
 
 
-@aws_task(volume="volume id (default: the stack's data volume)",
+@aws_task(volume=VOLUME_HELP,
                  vault="backup vault (default: lighthouse-<stack>-vault)",
                  all_resources="list every resource's recovery points in the vault")
 def recovery_points(c, stack=None, volume=None, vault=None, all_resources=False, region=None):

@@ -106,6 +106,23 @@ def test_a_stack_other_than_the_inventorys_is_refused(invoke, ec2_raw):
     assert "--stack dev but" in got.stderr and "generated from stack 'prod'" in got.stderr
 
 
+def test_ids_come_from_the_generated_inventory_not_a_tag_scan(invoke, ec2_raw, tmp_path):
+    # two tagged prod data volumes: a tag scan cannot tell them apart, the stack's output can
+    _iid, first = launch_db_host(ec2_raw, stack="prod", size=100)
+    _iid2, second = launch_db_host(ec2_raw, stack="prod", size=100)
+    guess = invoke("aws.grow-volume", "--size", "150", "--dry-run", "--inventory",
+                   invoke.inventory)
+    assert guess.returncode == 1 and "cannot tell which volume" in guess.stderr
+    generated = tmp_path / "generated.yml"
+    generated.write_text(
+        "all:\n  vars:\n    lighthouse_stack: prod\n  children:\n    db:\n      hosts:\n"
+        f"        db-1:\n          data_volume_ebs_volume_id: {second}\n")
+    got = invoke("aws.grow-volume", "--size", "150", "--dry-run", "--skip-stack-check",
+                 "--inventory", str(generated))
+    assert got.returncode == 0, got.stderr
+    assert second in got.stdout and first not in got.stdout
+
+
 def test_grow_volume_refuses_to_shrink(invoke, ec2_raw):
     _iid, vid = launch_db_host(ec2_raw, stack="prod", size=100)
     got = invoke("aws.grow-volume", "--size", "50", "--yes", "--inventory", invoke.inventory)

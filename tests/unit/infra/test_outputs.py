@@ -13,7 +13,8 @@ from infra.config import DUMPS_PREFIX
 ROOT = Path(__file__).resolve().parents[3]
 EXPECTED_OUTPUTS = {
     "db_instance_id", "db_private_ip", "data_volume_id", "availability_zone",
-    "prober_instance_ids", "prober_private_ips", "backup_vault_name", "backup_bucket",
+    "prober_instance_ids", "prober_private_ips", "backup_vault_name", "backup_role_arn",
+    "backup_bucket",
     "sns_topic_arn", "alarm_names", "dashboard_url", "log_group_name", "ssm_session_command",
     "ansible_inventory", "db_secret_arn", "db_password", "estimated_monthly_cost_usd",
     "cost_breakdown",
@@ -72,6 +73,10 @@ def test_ansible_inventory_text(run):
     assert inv["vars"]["ansible_connection"] == "amazon.aws.aws_ssm"
     assert inv["vars"]["ansible_aws_ssm_bucket_name"] == run.outputs["backup_bucket"]
     assert inv["vars"]["pgbackrest_repo_s3_bucket"] == run.outputs["backup_bucket"]
+    # what the AWS runbooks read instead of scanning tags and IAM roles
+    assert inv["vars"]["lighthouse_backup_vault"] == run.outputs["backup_vault_name"]
+    assert inv["vars"]["lighthouse_backup_role_arn"] == run.outputs["backup_role_arn"]
+    assert db["lighthouse_instance_id"] == run.outputs["db_instance_id"]
     # the weekly dump writes where the bucket's lifecycle rule expires (one prefix, and the
     # sandbox deploy uses the same one)
     assert inv["vars"]["logical_dump_s3_url"] == f"s3://{run.outputs['backup_bucket']}/dumps/"
