@@ -34,9 +34,10 @@ def host_metric_alarm(alarm: str, connections_pct: float) -> tuple[dict[str, Any
         "db-connections": (dict(metric_name=hm.CONNECTIONS_USED.name, statistic="Maximum",
                                 period=300, evaluation_periods=2, threshold=connections_pct,
                                 comparison_operator=gt), "missing"),
-        # 10 x archive_timeout (60 s): WAL has not reached S3 for 10 minutes
+        # 2 x archive_timeout (60 s): the lowest age in 5 minutes (a sample a minute) stayed
+        # above it, twice in a row: WAL has not reached S3 for 10 minutes
         "wal-archive-lag": (dict(metric_name=hm.ARCHIVE_AGE.name, statistic="Minimum",
-                                 period=300, evaluation_periods=2, threshold=600,
+                                 period=300, evaluation_periods=2, threshold=120,
                                  comparison_operator=gt), "notBreaching"),
         "wal-archive-failing": (dict(metric_name=hm.ARCHIVE_FAILING.name, statistic="Minimum",
                                      period=300, evaluation_periods=2, threshold=0,

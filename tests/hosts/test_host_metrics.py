@@ -49,7 +49,7 @@ def test_the_timer_publishes_every_contract_metric(site, sandbox, db_host, cloud
     assert names == {m.name for m in hm.ALL}
     assert _latest(cloudwatch, hm.ARCHIVE_FAILING) == 0
     age = _latest(cloudwatch, hm.ARCHIVE_AGE, "Minimum")
-    assert age is not None and 0 <= age < 600  # below the wal-archive-lag threshold
+    assert age is not None and 0 <= age < 120  # below the wal-archive-lag threshold
     assert 0 < _latest(cloudwatch, hm.CONNECTIONS_USED) < 80
 
 

@@ -84,6 +84,7 @@ def test_host_metric_alarms_read_the_contract_and_the_heartbeat_breaches_when_mi
         assert a[alarm]["namespace"] == hm.NAMESPACE and a[alarm]["metricName"] in names
         assert a[alarm]["dimensions"] == {hm.DIMENSION: db_id}
     assert a["db-connections"]["threshold"] == 80
+    assert a["wal-archive-lag"]["threshold"] == 120  # 2 x archive_timeout
     assert a["prober-heartbeat"]["treatMissingData"] == "breaching"
     assert a["prober-heartbeat"]["comparisonOperator"] == "LessThanThreshold"
     assert a["wal-archive-lag"]["treatMissingData"] == "notBreaching"  # archiving may be off
