@@ -22,8 +22,9 @@ import yaml
 
 # Where the CloudWatch agent publishes host metrics (the alarms and the dashboard read it; the
 # generated inventory hands it to the cloudwatch_agent role): defined with the host metrics.
+from lighthouse_ops.hostmetrics import contract as hm
 from lighthouse_ops.hostmetrics.contract import AGENT_NAMESPACE as AGENT_NAMESPACE
-from lighthouse_ops.hostmetrics.contract import ALL as HOST_METRICS
+from lighthouse_ops.hostmetrics.contract import HostMetric
 
 # Bucket layout: logical dumps under this prefix (the lifecycle rule expires it; the db
 # host's weekly lighthouse-dump writes there). pgBackRest keeps its repository under pgbackrest/.
@@ -184,7 +185,7 @@ class StackConfig:
         test_aws_contract.py counts them in the rendered agent config."""
         def agent(mounts: int) -> int:
             return 2 * mounts + 3
-        return agent(2) + self.probers.instance_count * agent(1) + len(HOST_METRICS)
+        return agent(2) + self.probers.instance_count * agent(1) + len(hm.ALL)
 
 
 # What CloudWatch Logs accepts as a log group's retention.
@@ -192,9 +193,22 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
                       1827, 2192, 2557, 2922, 3288, 3653)
 
 
-# Alarms on lighthouse-host-metrics (lighthouse_ops.hostmetrics.contract) from the db host.
-HOST_METRIC_ALARMS = ("db-connections", "wal-archive-lag", "wal-archive-failing",
-                      "units-failed", "prober-heartbeat")
+# Alarms on the db host's lighthouse-host-metrics (published every minute; 5-minute periods):
+# name -> (metric, statistic, periods, threshold, comparison, treat_missing_data). A threshold
+# of None is the stack's connectionsUsedThresholdPercent. Missing data breaches only for the
+# heartbeat: no checks stored and no metrics at all (host, emitter or PostgreSQL down) are both
+# an outage; archiving off publishes no archive metrics, which is fine.
+HOST_METRIC_ALARMS: dict[str, tuple[HostMetric, str, int, float | None, str, str]] = {
+    "db-connections": (hm.CONNECTIONS_USED, "Maximum", 2, None, "GreaterThanThreshold",
+                       "missing"),
+    # 2 x archive_timeout (60 s) at every sample, twice in a row: no WAL in S3 for 10 minutes
+    "wal-archive-lag": (hm.ARCHIVE_AGE, "Minimum", 2, 120, "GreaterThanThreshold",
+                        "notBreaching"),
+    "wal-archive-failing": (hm.ARCHIVE_FAILING, "Minimum", 2, 0, "GreaterThanThreshold",
+                            "notBreaching"),
+    "units-failed": (hm.UNITS_FAILED, "Maximum", 1, 0, "GreaterThanThreshold", "missing"),
+    "prober-heartbeat": (hm.RECENT_CHECKS, "Maximum", 2, 1, "LessThanThreshold", "breaching"),
+}
 
 
 # --- parsing -------------------------------------------------------------------------------

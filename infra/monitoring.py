@@ -25,33 +25,6 @@ from infra.common import COMPONENT_PREFIX, child, tags
 from infra.config import AGENT_NAMESPACE, HOST_METRIC_ALARMS, StackConfig
 
 
-def host_metric_alarm(alarm: str, connections_pct: float) -> tuple[dict[str, Any], str]:
-    """(metric spec, treat_missing_data) of an alarm on the db host's lighthouse-host-metrics
-    (published every minute). Missing data breaches only for the heartbeat: no checks stored
-    and no metrics at all (host, emitter or PostgreSQL down) are both an outage."""
-    gt = "GreaterThanThreshold"
-    specs: dict[str, tuple[dict[str, Any], str]] = {
-        "db-connections": (dict(metric_name=hm.CONNECTIONS_USED.name, statistic="Maximum",
-                                period=300, evaluation_periods=2, threshold=connections_pct,
-                                comparison_operator=gt), "missing"),
-        # 2 x archive_timeout (60 s): the lowest age in 5 minutes (a sample a minute) stayed
-        # above it, twice in a row: WAL has not reached S3 for 10 minutes
-        "wal-archive-lag": (dict(metric_name=hm.ARCHIVE_AGE.name, statistic="Minimum",
-                                 period=300, evaluation_periods=2, threshold=120,
-                                 comparison_operator=gt), "notBreaching"),
-        "wal-archive-failing": (dict(metric_name=hm.ARCHIVE_FAILING.name, statistic="Minimum",
-                                     period=300, evaluation_periods=2, threshold=0,
-                                     comparison_operator=gt), "notBreaching"),
-        "units-failed": (dict(metric_name=hm.UNITS_FAILED.name, statistic="Maximum",
-                              period=300, evaluation_periods=1, threshold=0,
-                              comparison_operator=gt), "missing"),
-        "prober-heartbeat": (dict(metric_name=hm.RECENT_CHECKS.name, statistic="Maximum",
-                                  period=300, evaluation_periods=2, threshold=1,
-                                  comparison_operator="LessThanThreshold"), "breaching"),
-    }
-    return specs[alarm]
-
-
 @dataclass(frozen=True)
 class MonitoringArgs:
     cfg: StackConfig
@@ -140,8 +113,11 @@ class Monitoring(pulumi.ComponentResource):
                         statistic="Maximum", period=60, evaluation_periods=2, threshold=0,
                         comparison_operator="GreaterThanThreshold", dimensions=dims)
         elif alarm in HOST_METRIC_ALARMS:
-            spec, missing = host_metric_alarm(alarm, m.connections_used_threshold_percent)
-            spec = dict(spec, namespace=hm.NAMESPACE, dimensions=db_dims)
+            metric, statistic, periods, threshold, comparison, missing = HOST_METRIC_ALARMS[alarm]
+            spec = dict(namespace=hm.NAMESPACE, metric_name=metric.name, statistic=statistic,
+                        period=300, evaluation_periods=periods,
+                        threshold=m.connections_used_threshold_percent if threshold is None
+                        else threshold, comparison_operator=comparison, dimensions=db_dims)
             common["treat_missing_data"] = missing
         elif alarm == "backup-failed":
             spec = dict(namespace="AWS/Backup", metric_name="NumberOfBackupJobsFailed",
