@@ -60,17 +60,18 @@ def _generated(inventory: str | None) -> dict:
     return {k: v for k, v in found.items() if v}
 
 
-def _stack(task: str, stack: str | None, inventory: str | None) -> str:
-    """--stack, else the stack the inventory was generated from; a mismatch or neither
-    refuses (a half-awake operator must not act on prod by default)."""
+def _stack(task: str, stack: str | None, inventory: str | None) -> tuple[str, dict]:
+    """(--stack, else the stack the inventory was generated from; what the inventory holds).
+    A mismatch or neither refuses (a half-awake operator must not act on prod by default)."""
     inv = Path(inventory) if inventory else DEFAULT_INVENTORY
-    generated = _generated(inventory).get("stack")
-    if stack and generated and stack != generated:
-        sys.exit(f"{task}: --stack {stack} but {inv} was generated from stack {generated!r}; "
+    generated = _generated(inventory)
+    named = generated.get("stack")
+    if stack and named and stack != named:
+        sys.exit(f"{task}: --stack {stack} but {inv} was generated from stack {named!r}; "
                  "refusing (pass the matching --inventory)")
-    if not (stack or generated):
+    if not (stack or named):
         sys.exit(f"{task}: which stack? pass --stack dev|prod (no inventory {inv} names one)")
-    return str(stack or generated)
+    return str(stack or named), generated
 
 
 def _run(region: str | None, inventory: str | None, *, with_host: bool = True):
@@ -170,17 +171,17 @@ def restore_snapshot(c, snapshot=None, from_volume=None, instance=None, stack=No
     )
     from lighthouse_ops.aws.runbook import execute
 
-    stack = _stack("aws.restore-snapshot", stack, inventory)
+    stack, generated = _stack("aws.restore-snapshot", stack, inventory)
     run = _run(region, inventory)
 
     def body():
         inst = facts.resolve_instance(
-            run.ec2, instance or _generated(inventory).get("instance"), stack)
+            run.ec2, instance or generated.get("instance"), stack)
         if snapshot:
             snap = facts.get_snapshot(run.ec2, snapshot)
         else:
             vol = facts.find_data_volume(run.ec2, inst, stack,
-                                         from_volume or _generated(inventory).get("volume"))
+                                         from_volume or generated.get("volume"))
             snap = facts.latest_snapshot(run.ec2, vol["VolumeId"])
         state = RestoreState()
         plan = plan_restore_snapshot(run, snap, inst, device=device, mount_point=mount_point,
@@ -205,13 +206,13 @@ def scale(c, type, instance=None, stack=None, skip_stack_check=False, region=Non
     from lighthouse_ops.aws.scale import ScaleState, plan_scale, scale_summary
     from lighthouse_ops.aws.stack_config import load_stack_config
 
-    stack = _stack("aws.scale", stack, inventory)
+    stack, generated = _stack("aws.scale", stack, inventory)
     run = _run(region, inventory)
 
     def body():
         cfg = None if skip_stack_check else load_stack_config(stack, ROOT)
         inst = facts.resolve_instance(
-            run.ec2, instance or _generated(inventory).get("instance"), stack)
+            run.ec2, instance or generated.get("instance"), stack)
         state = ScaleState()
         plan = plan_scale(run, inst, type, stack_config=cfg, state=state)
         execute(plan, run.console, dry_run=dry_run, yes=yes,
@@ -239,13 +240,13 @@ def grow_volume(c, size, volume=None, stack=None, mount_point="/data",
         size_gib = int(size)
     except ValueError:
         sys.exit(f"aws.grow-volume: --size must be a whole number of GiB, got {size!r}")
-    stack = _stack("aws.grow-volume", stack, inventory)
+    stack, generated = _stack("aws.grow-volume", stack, inventory)
     run = _run(region, inventory)
 
     def body():
         cfg = None if skip_stack_check else load_stack_config(stack, ROOT)
         vol = facts.find_data_volume(run.ec2, None, stack,
-                                     volume or _generated(inventory).get("volume"))
+                                     volume or generated.get("volume"))
         plan = plan_grow_volume(run, vol["VolumeId"], size_gib, mount_point=mount_point,
                                 stack_config=cfg)
         execute(plan, run.console, dry_run=dry_run, yes=yes)
@@ -280,11 +281,10 @@ def spot_recover(c, stack, instance=None, volume=None, device="/dev/sdf",
     _guard("aws.spot-recover", body)
 
 
-def _backup_target(run, stack: str, volume: str | None, vault: str | None):
+def _backup_target(run, stack: str, volume: str | None, vault: str | None, generated: dict):
     from lighthouse_ops.aws import ec2 as facts
     from lighthouse_ops.aws.backup import volume_arn
 
-    generated = _generated(None)
     vol = facts.find_data_volume(run.ec2, None, stack, volume or generated.get("volume"))
     region = run.ec2.meta.region_name
     account = vol.get("OwnerId") or _account(region)
@@ -326,13 +326,13 @@ def backup_now(c, role_arn=None, stack=None, volume=None, vault=None, no_wait=Fa
     from lighthouse_ops.aws.backup import Boto3Backup
     from lighthouse_ops.aws.backup import backup_now as start
 
-    stack = _stack("aws.backup-now", stack, None)
+    stack, generated = _stack("aws.backup-now", stack, None)
     run = _run(region, None, with_host=False)
 
     def body():
-        vault_name, arn = _backup_target(run, stack, volume, vault)
+        vault_name, arn = _backup_target(run, stack, volume, vault, generated)
         region = run.ec2.meta.region_name
-        role = (role_arn or _generated(None).get("backup_role_arn")
+        role = (role_arn or generated.get("backup_role_arn")
                 or _backup_role_arn(region, stack))
         job = start(run, Boto3Backup.create(region), vault=vault_name,
                     resource_arn=arn, role_arn=role, wait=not no_wait)
@@ -349,11 +349,11 @@ def recovery_points(c, stack=None, volume=None, vault=None, all_resources=False,
     """List the data volume's AWS Backup recovery points."""
     from lighthouse_ops.aws.backup import Boto3Backup, render_recovery_points
 
-    stack = _stack("aws.recovery-points", stack, None)
+    stack, generated = _stack("aws.recovery-points", stack, None)
     run = _run(region, None, with_host=False)
 
     def body():
-        vault_name, arn = _backup_target(run, stack, volume, vault)
+        vault_name, arn = _backup_target(run, stack, volume, vault, generated)
         points = Boto3Backup.create(run.ec2.meta.region_name).recovery_points(
             vault=vault_name, resource_arn=None if all_resources else arn)
         print(render_recovery_points(points))
