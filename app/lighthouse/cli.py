@@ -139,7 +139,7 @@ def operator_user(conn: psycopg.Connection) -> uuid.UUID:
     if row:
         return row[0]
     return one(conn, "INSERT INTO users (display_name) VALUES (%s) RETURNING id",
-                        (OPERATOR,))[0]
+               (OPERATOR,))[0]
 
 
 def find_monitor(conn: psycopg.Connection, ref: str) -> tuple[uuid.UUID, str, str]:
@@ -171,8 +171,8 @@ def cmd_monitors(cfg: Config, args: argparse.Namespace) -> int:
                                "choose another name", EXIT_USAGE)
             user = operator_user(conn)
             status = "paused" if args.paused else "active"
-            mid = one(conn,
-                "INSERT INTO subscriptions (user_id, name, target_type, target_config, "
+            mid = one(
+                conn, "INSERT INTO subscriptions (user_id, name, target_type, target_config, "
                 "check_interval_seconds, status, activated_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s, CASE WHEN %s = 'active' THEN now() END) "
                 "RETURNING id",
@@ -203,7 +203,7 @@ def cmd_monitors(cfg: Config, args: argparse.Namespace) -> int:
             return 0
         if args.action == "remove":
             n = one(conn, "SELECT count(*) FROM check_history WHERE subscription_id = %s",
-                             (mid,))[0]
+                    (mid,))[0]
             print(f"will delete monitor {name} ({mid}), its alert channels; "
                   f"{n} check rows stay in check_history until retention drops them")
             if not args.yes:

@@ -58,11 +58,10 @@ def _setting(conn: psycopg.Connection, name: str) -> str | None:
 
 def server_info(conn: psycopg.Connection) -> ServerInfo:
     version = conn.info.server_version
-    installed = one(conn,
-        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"
-    )[0]
-    available = one(conn,
-        "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')"
+    installed = one(
+        conn, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')")[0]
+    available = one(
+        conn, "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')"
     )[0]
     libs = _setting(conn, "shared_preload_libraries")
     license_ = _setting(conn, "timescaledb.license")  # registered only once the library loaded

@@ -126,8 +126,8 @@ def describe(dsn: str) -> dict[str, Any]:
         }
         if st.current_version:
             out["rollups_rolled_until"] = watermark(conn)
-            out["check_history_size"] = one(conn,
-                "SELECT pg_size_pretty(coalesce(sum(pg_total_relation_size(relid)), 0)) "
+            out["check_history_size"] = one(
+                conn, "SELECT pg_size_pretty(coalesce(sum(pg_total_relation_size(relid)), 0)) "
                 "FROM pg_partition_tree('check_history')" if not level.hypertables else
                 "SELECT pg_size_pretty(hypertable_size('check_history'))")[0]
         return out

@@ -67,9 +67,9 @@ def create_partition(conn: psycopg.Connection, spec: PartitionSpec, start: date)
         conn.execute(sql.SQL("LOCK TABLE {} IN SHARE UPDATE EXCLUSIVE MODE").format(table))
         if one(conn, "SELECT to_regclass(%s) IS NOT NULL", (name,))[0]:
             return False
-        stray = one(conn,
-            sql.SQL("SELECT count(*) FROM {} WHERE time >= %s AND time < %s").format(default),
-            (lo, hi))[0]
+        stray = one(
+            conn, sql.SQL("SELECT count(*) FROM {} WHERE time >= %s AND time < %s")
+            .format(default), (lo, hi))[0]
         if not stray:
             conn.execute(sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})")
                          .format(part, table, sql.Literal(lo), sql.Literal(hi)))

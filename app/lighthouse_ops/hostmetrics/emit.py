@@ -86,7 +86,7 @@ def collect(dsn: str) -> tuple[dict[HostMetric, float], list[str]]:
     try:
         values.update(postgres_values(dsn))
     except (psycopg.Error, RuntimeError) as exc:
-        problems.append(f"postgresql: {str(exc).strip().splitlines()[0] if str(exc) else exc!r}")
+        problems.append(f"postgresql: {(str(exc).strip().splitlines() or [repr(exc)])[0]}")
     try:
         values[UNITS_FAILED] = float(failed_units())
     except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
