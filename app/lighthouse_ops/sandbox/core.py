@@ -168,6 +168,9 @@ class Sandbox:
             healthy = all(h.running() for h in current.values()) and aptproxy.running()
             if set(current) == names and healthy:
                 log.info("sandbox up sandbox=%s already_running=%d", self.name, len(names))
+                # The inventory lives in the checkout (inventories/local/hosts.yml): another
+                # clone that finds the hosts running still needs its own copy.
+                self._write_access_files()
                 return self.hosts()
             check_capabilities()
             return self._converge(state, wanted, timeout)
