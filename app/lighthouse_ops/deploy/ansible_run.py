@@ -28,7 +28,9 @@ class PlaybookError(RuntimeError):
     def __init__(self, result: PlaybookResult) -> None:
         self.result = result
         failed = {h: c for h, c in result.recap.items() if c.get("failed") or c.get("unreachable")}
-        super().__init__(f"{result.playbook} failed (exit {result.rc}) on {failed or 'unknown'}:"
+        where = failed or ("no host (the inventory matched none)" if not result.recap
+                           else "unknown")
+        super().__init__(f"{result.playbook} failed (exit {result.rc}) on {where}:"
                          f"\n{result.output[-4000:]}")
 
 
@@ -118,6 +120,8 @@ def run_playbook(
         os.unlink(fh.name)
     output = "".join(lines)
     result = PlaybookResult(playbook=playbook, rc=rc, recap=parse_recap(output), output=output)
-    if check and rc != 0:
+    # An inventory that parses to no hosts still exits 0 ("skipping: no hosts matched"):
+    # that is a failed run, not a converged one with changed=0.
+    if check and (rc != 0 or not result.recap):
         raise PlaybookError(result)
     return result

@@ -107,3 +107,15 @@ def test_prepare_inventory_links_group_vars(tmp_path: Path):
     assert (inv / "hosts.yml").resolve() == hosts.resolve()
     assert "minor: 3" in (inv / "host_vars" / "db-1.yml").read_text()
     prepare_inventory(tmp_path, hosts, {})  # second call: links already right
+
+
+def test_a_playbook_that_matched_no_host_is_an_error(tmp_path: Path):
+    import pytest
+    from lighthouse_ops.deploy.ansible_run import PlaybookError, run_playbook
+
+    empty = tmp_path / "hosts.yml"
+    empty.write_text("all:\n  children:\n    db:\n      hosts: {}\n")
+    with pytest.raises(PlaybookError) as err:
+        run_playbook("demo.yml", empty, echo=False)
+    assert err.value.result.rc == 0 and err.value.result.recap == {}
+    assert "no host (the inventory matched none)" in str(err.value)
