@@ -107,7 +107,9 @@ class AlertingConfig:
 @dataclass(slots=True)
 class HttpConfig:
     enabled: bool = True
-    listen: str = "127.0.0.1"
+    # Addresses to bind (same port on each): loopback for local health checks plus the one
+    # address the host serves on, rather than 0.0.0.0 on every interface.
+    listen: list[str] = field(default_factory=lambda: ["127.0.0.1"])
     port: int = 8080
     title: str = "Lighthouse status"
     status_days: int = 90  # uptime bars on the status page
@@ -253,11 +255,15 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(
                 f"{cfg.source}: checks.ssrf_allow[{i}]: not a CIDR or address: {cidr!r}"
             ) from None
-    try:
-        ipaddress.ip_address(cfg.http.listen)
-    except ValueError:
-        raise ConfigError(f"{cfg.source}: http.listen: must be an IP address to bind "
-                          f"(127.0.0.1, 0.0.0.0, ::), got {cfg.http.listen!r}") from None
+    if cfg.http.enabled and not cfg.http.listen:
+        raise ConfigError(f"{cfg.source}: http.listen: give at least one address to bind "
+                          f"(or http.enabled: false)")
+    for i, addr in enumerate(cfg.http.listen):
+        try:
+            ipaddress.ip_address(addr)
+        except ValueError:
+            raise ConfigError(f"{cfg.source}: http.listen[{i}]: must be an IP address to bind "
+                              f"(127.0.0.1, 10.0.1.5, ::1), got {addr!r}") from None
     ua = cfg.checks.user_agent
     if not ua or any(c in ua for c in "\r\n\x00") or not ua.isascii():
         raise ConfigError(f"{cfg.source}: checks.user_agent: must be one line of ASCII text")

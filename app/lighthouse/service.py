@@ -33,7 +33,7 @@ from lighthouse.scheduler import CheckFn, Scheduler
 from lighthouse.source import MonitorSource
 from lighthouse.storage import ResultWriter
 from lighthouse.watchdog import Watchdog
-from lighthouse.web.server import WebApp
+from lighthouse.web.server import BindError, WebApp
 
 log = logging.getLogger("lighthouse.service")
 
@@ -107,14 +107,12 @@ class Prober:
         await self.apool.open(wait=False)
         self.pool.open(wait=False)
         if self.cfg.http.enabled:
-            listen, port = self.cfg.http.listen, self.cfg.http.port
             try:
-                self.http_port = self.web.start(listen, port)
-            except OSError as exc:
+                self.http_port = self.web.start(self.cfg.http.listen, self.cfg.http.port)
+            except BindError as exc:
                 await self.apool.close()
                 self.pool.close()
-                raise StartupError(f"http.listen/http.port: cannot listen on {listen}:{port}: "
-                                   f"{exc.strerror or exc}") from None
+                raise StartupError(f"http.listen/http.port: {exc.strerror}") from None
         if self.cfg.scheduler.stall_exit_s > 0:  # from the start: a stall anywhere counts
             self.watchdog.start()
         try:

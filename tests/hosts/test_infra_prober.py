@@ -63,8 +63,11 @@ def test_config_holds_secret_with_tight_mode(prober) -> None:
     assert d.mode == 0o750
 
 
-def test_http_port_listening(prober) -> None:
-    assert prober.socket("tcp://0.0.0.0:8080").is_listening
+def test_http_listens_on_loopback_and_the_inventory_address_only(prober, sandbox_hosts) -> None:
+    prober_ip = sandbox_hosts["prober-1"].ip
+    listening = prober.check_output("ss -Hltn 'sport = :8080'")
+    assert {line.split()[3] for line in listening.splitlines()} == {"127.0.0.1:8080",
+                                                                    f"{prober_ip}:8080"}
 
 
 def test_health_ok_from_controller(base_url: str) -> None:

@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -53,6 +53,13 @@ def accepts_gzip(accept_encoding: str) -> bool:
     return weights.get("gzip", weights.get("*", 0.0)) > 0
 
 
+class BindError(OSError):
+    def __init__(self, address: str, port: int, cause: OSError) -> None:
+        super().__init__(cause.errno, f"cannot listen on {address}:{port}: "
+                                      f"{cause.strerror or cause}")
+        self.address, self.port = address, port
+
+
 class WebApp:
     def __init__(self, *, metrics: Metrics, health: Callable[[], dict[str, Any]],
                  pool: ConnectionPool | None, title: str = "Lighthouse status",
@@ -67,8 +74,7 @@ class WebApp:
         self.live_states = live_states or dict
         self._pages: dict[int, tuple[float, bytes, bytes]] = {}
         self._page_lock = threading.Lock()
-        self.httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._servers: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
 
     def status_page(self, page: int = 1) -> tuple[bytes, bytes]:
         """Page `page` as (html, gzipped html), rebuilt at most every PAGE_CACHE_S seconds.
@@ -94,7 +100,27 @@ class WebApp:
             self._pages[page] = (now, body, gzip.compress(body, compresslevel=6))
             return body, self._pages[page][2]
 
-    def start(self, host: str, port: int) -> int:
+    def start(self, hosts: str | Sequence[str], port: int) -> int:
+        """Serve on `port` at each address in `hosts`; returns the port (chosen by the first
+        bind when 0). If any address cannot be bound, none stays bound: BindError names it."""
+        addrs = [hosts] if isinstance(hosts, str) else list(hosts)
+        handler = self._handler()
+        for addr in addrs:
+            try:
+                httpd = ThreadingHTTPServer((addr, port), handler)
+            except OSError as exc:
+                self.stop()
+                raise BindError(addr, port, exc) from None
+            httpd.daemon_threads = True
+            port = int(httpd.server_address[1])  # the others bind the same port
+            thread = threading.Thread(target=httpd.serve_forever, name=f"lh-web-{addr}",
+                                      daemon=True)
+            self._servers.append((httpd, thread))
+            thread.start()
+            event(log, "http server listening", host=addr, port=port)
+        return port
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
         app = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -152,17 +178,10 @@ class WebApp:
                     self._send(503, f"unavailable: {type(exc).__name__}\n".encode(),
                                "text/plain")
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="lh-web",
-                                        daemon=True)
-        self._thread.start()
-        bound = self.httpd.server_address[1]
-        event(log, "http server listening", host=host, port=bound)
-        return int(bound)
+        return Handler
 
     def stop(self) -> None:
-        if self.httpd is not None:
-            self.httpd.shutdown()
-            self.httpd.server_close()
-            self.httpd = None
+        servers, self._servers = self._servers, []
+        for httpd, _thread in servers:
+            httpd.shutdown()
+            httpd.server_close()
