@@ -71,6 +71,7 @@ class _Entry:
     monitor: Monitor
     gen: int = 0  # bumped when the schedule changes; stale heap items are ignored
     running: bool = False
+    off_phase: bool = False  # first check run at once (added at run time): realign after it
 
 
 @dataclass
@@ -152,7 +153,7 @@ class Scheduler:
         entry = self._entries.get(monitor.id)
         now = max(self.clock(), not_before)
         if entry is None:
-            entry = self._entries[monitor.id] = _Entry(monitor)
+            entry = self._entries[monitor.id] = _Entry(monitor, off_phase=run_now)
             self._schedule(entry, now if run_now else next_slot(monitor.id, monitor.interval_s,
                                                                now))
         else:
@@ -207,7 +208,11 @@ class Scheduler:
                 entry = self._entries.get(mid)
                 if entry is None or entry.gen != gen:
                     continue  # removed or rescheduled
-                self._schedule(entry, due + entry.monitor.interval_s)
+                if entry.off_phase:  # then on the monitor's stable slots, as after a restart
+                    entry.off_phase = False
+                    self._schedule(entry, next_slot(mid, entry.monitor.interval_s, due))
+                else:
+                    self._schedule(entry, due + entry.monitor.interval_s)
                 if entry.running:
                     self._skip("running", entry.monitor)
                     continue

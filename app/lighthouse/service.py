@@ -62,6 +62,7 @@ class Prober:
         self.source = MonitorSource(dsn, self.scheduler, poll_s=cfg.scheduler.reload_poll_s,
                                     connect_timeout_s=cfg.database.connect_timeout_s,
                                     cache=self.cache)
+        self.writer.on_reachable = self.source.wake  # LISTEN again as soon as writes work
         self.monitors_from = "database"  # or "cache": started while the database was down
         timeout = cfg.database.connect_timeout_s
         conn_kwargs = {"autocommit": True, "connect_timeout": max(1, int(timeout)),

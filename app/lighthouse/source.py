@@ -9,6 +9,7 @@ the scheduler keeps running the monitors it has and the source reconnects with b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -70,6 +71,12 @@ class MonitorSource:
         self.notifications = 0
         self._versions: dict[uuid.UUID, Any] = {}  # id -> updated_at last loaded
         self._stopping = False
+        # Reconnect backoff (doubling); wake() ends a wait early, e.g. when the writer has
+        # just reached the database again, so LISTEN (and /health "ok") follows within a second
+        # instead of up to max_backoff_s later.
+        self.first_backoff_s = 1.0
+        self.max_backoff_s = 30.0
+        self._retry_now = asyncio.Event()
 
     async def _connect(self) -> psycopg.AsyncConnection:
         return await psycopg.AsyncConnection.connect(
@@ -159,13 +166,13 @@ class MonitorSource:
 
     async def run(self) -> None:
         """LISTEN loop with poll fallback; returns when stop() is called."""
-        backoff = 1.0
+        backoff = self.first_backoff_s
         while not self._stopping:
             try:
                 async with await self._connect() as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self.listening = True
-                    backoff = 1.0
+                    backoff = self.first_backoff_s
                     # Changes made while not listening are caught by this reload; right after
                     # the initial load it would only repeat it.
                     if self.last_reload is None or time.monotonic() - self.last_reload > 5:
@@ -192,9 +199,16 @@ class MonitorSource:
                     break
                 event(log, "monitor source disconnected; retrying", logging.WARNING,
                       error=type(exc).__name__, retry_in_s=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+                self._retry_now.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._retry_now.wait(), backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
         self.listening = False
+
+    def wake(self) -> None:
+        """Retry a lost connection now rather than at the end of the backoff (loop thread)."""
+        self._retry_now.set()
 
     def stop(self) -> None:
         self._stopping = True
+        self._retry_now.set()

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,7 @@ class ResultWriter:
         self._conn: psycopg.AsyncConnection | None = None
         self._db_down_until = 0.0
         self.db_ok: bool | None = None  # None until the first attempt
+        self.on_reachable: Callable[[], None] | None = None  # called when writes work again
         self._lock = asyncio.Lock()
         self.metrics.write_buffer.set_function(lambda: len(self._buf))
         self.metrics.spool_bytes.set_function(lambda: self.spool.size_bytes)
@@ -249,5 +251,7 @@ class ResultWriter:
     def _mark_up(self) -> None:
         if self.db_ok is False:
             event(log, "database reachable again", spool_rows=self.spool.rows)
+            if self.on_reachable is not None:
+                self.on_reachable()
         self.db_ok = True
         self.metrics.db_up.set(1)

@@ -1,5 +1,5 @@
 """testinfra: the converged database host (packages, service, sockets, modes, /data, extension,
-dev-sec postgres-baseline items)."""
+TLS the prober verifies; postgres-baseline controls: test_postgres_baseline.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 
 import psycopg
 import pytest
+from lighthouse_ops.deploy.ansible_run import changed_tasks
 
 from tests.hosts.deploy_support import Converged, converged_site, psql
 
@@ -86,17 +87,71 @@ def test_timescaledb_extension_and_preload(sandbox) -> None:
     assert show(sandbox, "timescaledb.license", "lighthouse") == "apache"
 
 
-def test_devsec_baseline(sandbox, db) -> None:
-    assert show(sandbox, "password_encryption") == "scram-sha-256"
-    assert show(sandbox, "log_connections") == "on"
-    assert show(sandbox, "log_disconnections") == "on"
-    assert show(sandbox, "data_checksums") == "on"
-    supers = psql(sandbox, "SELECT rolname FROM pg_roles WHERE rolsuper", "postgres")
-    assert supers == [["postgres"]]
-    hba = [line.split() for line in db.file(f"{CONF_DIR}/pg_hba.conf").content_string.splitlines()
-           if line.strip() and not line.startswith("#")]
-    assert all(fields[-1] in ("peer", "scram-sha-256") for fields in hba), hba
-    assert all(fields[-1] == "scram-sha-256" for fields in hba if fields[0].startswith("host"))
+def test_the_prober_connects_over_tls_it_verifies(sandbox, sandbox_hosts, prober_host) -> None:
+    """sslmode=verify-full with the CA the db host made; the server sees TLS connections."""
+    dsn = prober_host.file("/etc/lighthouse/prober.yaml").content_string
+    assert "sslmode=verify-full&sslrootcert=/etc/lighthouse/db-ca.crt" in dsn
+    rows = psql(sandbox, "SELECT s.ssl, s.version FROM pg_stat_ssl s JOIN pg_stat_activity a "
+                         f"USING (pid) WHERE a.client_addr = '{sandbox_hosts['prober-1'].ip}'",
+                "postgres")
+    assert rows and all(r[0] == "t" and r[1] in ("TLSv1.2", "TLSv1.3") for r in rows), rows
+
+
+def test_the_server_certificate_names_the_db_address_and_chains_to_its_ca(
+        db, sandbox_hosts, tmp_path) -> None:
+    """From the controller (not in pg_hba): verification succeeds up to pg_hba's refusal; a
+    wrong name or another CA fails at TLS."""
+    ca = tmp_path / "ca.crt"
+    ca.write_text(db.file("/etc/lighthouse-db-ca/ca.crt").content_string)
+    ip = sandbox_hosts["db-1"].ip
+    common = {"port": 5432, "dbname": "lighthouse", "user": "lighthouse",
+              "password": "wrong-anyway", "connect_timeout": 5, "sslmode": "verify-full"}
+    with pytest.raises(psycopg.OperationalError, match="no pg_hba.conf entry.*SSL encryption"):
+        psycopg.connect(host=ip, sslrootcert=str(ca), **common)
+    with pytest.raises(psycopg.OperationalError, match="does not match host name"):
+        psycopg.connect(host="db.example.invalid", hostaddr=ip, sslrootcert=str(ca), **common)
+    with pytest.raises(psycopg.OperationalError, match="certificate verify failed"):
+        psycopg.connect(host=ip, sslrootcert="/etc/ssl/certs/ca-certificates.crt", **common)
+
+
+def test_tcp_without_tls_is_refused_even_from_the_prober(prober_host, sandbox_hosts) -> None:
+    ip = sandbox_hosts["db-1"].ip
+    out = prober_host.run(
+        "/opt/lighthouse/current/bin/python -c 'import psycopg; psycopg.connect("
+        f"host=\"{ip}\", dbname=\"lighthouse\", user=\"lighthouse\", "
+        "password=\"wrong-anyway\", sslmode=\"disable\", connect_timeout=5)'")
+    assert out.rc != 0 and "no pg_hba.conf entry" in out.stderr and "no encryption" in out.stderr
+
+
+TLS = f"{CONF_DIR}/tls"
+SERVED_END = ("openssl s_client -starttls postgres -connect 127.0.0.1:5432 </dev/null 2>/dev/null"
+              " | openssl x509 -noout -enddate")
+
+
+def test_a_converge_reissues_a_certificate_close_to_expiry(site: Converged, sandbox, db) -> None:
+    """A certificate with a day left (timescaledb_tls_renew_days is 30) is re-issued by the next
+    converge and served after a reload; the keys stay private."""
+    sandbox.ssh("db-1", f"cd {TLS} && openssl req -x509 -new -noenc -newkey ec -pkeyopt "
+                "ec_paramgen_curve:prime256v1 -keyout server.key -out server.crt -days 1 "
+                "-CA /etc/lighthouse-db-ca/ca.crt -CAkey /etc/lighthouse-db-ca/ca.key "
+                "-subj /CN=db-1 -addext \"subjectAltName=$(cat server.san)\" 2>/dev/null "
+                "&& chown postgres:postgres server.key server.crt && chmod 0600 server.key "
+                "&& systemctl reload postgresql@17-main", check=True)
+    expiring = db.check_output(SERVED_END)
+    res = site.dep.playbook("db.yml", echo=False, check=False)
+    assert res.ok, res.output[-3000:]
+    changed = changed_tasks(res.output)
+    assert ("timescaledb : Issue the server certificate", "db-1") in changed, changed
+    assert ("timescaledb : Reload postgresql", "db-1") in changed, changed
+    assert db.run(f"openssl x509 -noout -checkend 2592000 -in {TLS}/server.crt").rc == 0
+    served = db.check_output(SERVED_END)
+    assert served != expiring
+    assert served == db.check_output(f"openssl x509 -noout -enddate -in {TLS}/server.crt")
+    ca_dir = db.file("/etc/lighthouse-db-ca")
+    assert ca_dir.user == "root" and ca_dir.mode == 0o700
+    assert db.file("/etc/lighthouse-db-ca/ca.key").mode == 0o600
+    key = db.file(f"{TLS}/server.key")
+    assert key.user == "postgres" and key.mode == 0o600
 
 
 def test_tuning_rendered_from_timescaledb_tune_rules(db) -> None:
@@ -131,6 +186,16 @@ def test_common_role_items(db) -> None:
     assert db.service("chrony").is_enabled
     user = db.user("lighthouse")
     assert user.exists and user.shell == "/usr/sbin/nologin"
+
+
+def test_unattended_upgrades_timers_run_and_leave_postgresql_alone(db, prober_host) -> None:
+    for host in (db, prober_host):
+        for timer in ("apt-daily.timer", "apt-daily-upgrade.timer"):
+            unit = host.service(timer)
+            assert unit.is_enabled and unit.is_running, timer
+    held = db.check_output("apt-config dump Unattended-Upgrade::Package-Blacklist")
+    for pattern in ("^postgresql-[0-9]+", "^timescaledb", "^postgresql-common$"):
+        assert f'"{pattern}"' in held, held
 
 
 def test_cloudwatch_config_rendered_valid_not_installed(db) -> None:

@@ -44,8 +44,35 @@ class BackupSet:
         return int((self.stop - self.start).total_seconds())
 
 
-def parse_info(text: str, stanza: str) -> tuple[dict, list[BackupSet]]:
-    """(status, backup sets oldest first) from `pgbackrest --output=json info`."""
+@dataclass
+class WalRange:
+    """The archived WAL of one database history (pgBackRest's archive id, e.g. 17-1)."""
+    archive_id: str
+    first: str
+    last: str
+
+    @property
+    def segments(self) -> int | None:
+        """Segments from first to last (16 MB segments; None across timelines)."""
+        if self.first[:8] != self.last[:8]:
+            return None
+        return _segment_no(self.last) - _segment_no(self.first) + 1
+
+
+def _segment_no(name: str) -> int:
+    # TTTTTTTTLLLLLLLLSSSSSSSS: 256 segments of 16 MB per log file
+    return int(name[8:16], 16) * 0x100 + int(name[16:24], 16)
+
+
+@dataclass
+class Info:
+    status: dict
+    sets: list[BackupSet]
+    wal: list[WalRange]
+
+
+def parse_info(text: str, stanza: str) -> Info:
+    """Status, backup sets (oldest first) and archived WAL from `pgbackrest --output=json info`."""
     data = json.loads(text)
     entry = next((s for s in data if s.get("name") == stanza), None)
     if entry is None:
@@ -62,7 +89,19 @@ def parse_info(text: str, stanza: str) -> tuple[dict, list[BackupSet]]:
             repo_size=int(info.get("repository", {}).get("delta", 0)),
             wal_start=archive.get("start"), wal_stop=archive.get("stop"),
             error=bool(b.get("error", False))))
-    return entry.get("status", {}), sets
+    wal = [WalRange(a.get("id", "?"), a["min"], a["max"]) for a in entry.get("archive", [])
+           if a.get("min") and a.get("max")]
+    return Info(entry.get("status", {}), sets, wal)
+
+
+def render_wal(wal: list[WalRange]) -> str:
+    if not wal:
+        return "WAL archive: empty (nothing archived yet)"
+    lines = []
+    for r in wal:
+        count = f" ({r.segments} segments)" if r.segments is not None else ""
+        lines.append(f"WAL archive {r.archive_id}: {r.first} .. {r.last}{count}")
+    return "\n".join(lines)
 
 
 COMPRESS_EXT = ("zst", "lz4", "gz", "bz2")
@@ -121,11 +160,12 @@ class PgBackRest:
         except RemoteError as exc:
             raise PgBackRestError(str(exc)) from exc
 
-    def info(self) -> tuple[dict, list[BackupSet]]:
+    def info(self) -> Info:
         return parse_info(self.run("info", "--output=json").stdout, self.stanza)
 
     def sets(self) -> list[BackupSet]:
-        status, sets = self.info()
+        info = self.info()
+        status, sets = info.status, info.sets
         # 0 ok, 2 "no valid backups" (stanza exists, empty); anything else is a problem.
         if status.get("code") not in (0, 2, None) and not sets:
             raise PgBackRestError(f"stanza {self.stanza}: {status.get('message')}")

@@ -106,16 +106,17 @@ def now(c, type="incr", inventory=None, host=None, stanza="lighthouse"):  # noqa
 @task(name="list", help=HOST_HELP)
 def list_(c, inventory=None, host=None, stanza="lighthouse"):
     """List pgBackRest backups (oldest first) and the WAL archive range."""
-    from lighthouse_ops.backup.pgbackrest import render_sets
+    from lighthouse_ops.backup.pgbackrest import render_sets, render_wal
     from lighthouse_ops.backup.runbook import pgbackrest_for
 
     try:
         pgbr = pgbackrest_for(inventory, host, stanza)
-        status, sets = pgbr.info()
+        info = pgbr.info()
     except Exception as exc:  # noqa: BLE001
         _fail("list", exc)
-    print(f"stanza {stanza} on {pgbr.runner.name}: {status.get('message', '?')}")
-    print(render_sets(sets) if sets else "no backups yet (backup.now --type full)")
+    print(f"stanza {stanza} on {pgbr.runner.name}: {info.status.get('message', '?')}")
+    print(render_sets(info.sets) if info.sets else "no backups yet (backup.now --type full)")
+    print(render_wal(info.wal))
 
 
 @task(help={"time": "target time with offset, e.g. '2026-01-02 03:04:05+00'",

@@ -101,6 +101,8 @@ def test_backup_list_and_verify_roundtrip(rig):
     incr = pgbr.backup("incr")
     assert incr.type == "incr"
     assert [b.label for b in pgbr.sets()][-2:] == [full.label, incr.label]
+    (wal,) = pgbr.info().wal  # the archive covers both backups' WAL
+    assert wal.first <= full.wal_start and wal.last >= incr.wal_stop, (wal, full, incr)
     # rows written after the last backup come back too: verify replays WAL to a restore point
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DELETE FROM hist WHERE id <= 10")

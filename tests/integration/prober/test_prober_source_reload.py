@@ -71,3 +71,33 @@ def test_changes_reach_the_scheduler_without_restart(lh_dsn):
         assert src.notifications >= 4
 
     asyncio.run(main())
+
+
+def test_wake_ends_the_reconnect_backoff_at_once(lh_dsn):
+    """A source whose connection failed waits out its backoff, unless woken (the prober wakes it
+    when the writer reaches the database again): LISTEN follows within a second, not a minute."""
+    async def main():
+        sched = Scheduler(lambda m: None, lambda m, r: None, max_concurrency=1)
+        src = MonitorSource(lh_dsn, sched, poll_s=3600)
+        src.first_backoff_s = 120.0  # without wake() this test would wait two minutes
+        real_connect, failures = src._connect, []
+
+        async def flaky_connect():
+            if not failures:
+                failures.append(1)
+                raise OSError("database restarting")
+            return await real_connect()
+
+        src._connect = flaky_connect
+        task = asyncio.create_task(src.run())
+        assert await wait_until(lambda: failures, timeout=5)
+        await asyncio.sleep(0.5)
+        assert not src.listening  # waiting out the 120 s backoff
+        t0 = asyncio.get_running_loop().time()
+        src.wake()
+        assert await wait_until(lambda: src.listening, timeout=5)
+        assert asyncio.get_running_loop().time() - t0 < 5
+        src.stop()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(main())

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from lighthouse_ops.backup import fingerprint as fp
-from lighthouse_ops.backup.pgbackrest import BackupSet, parse_info, render_sets
+from lighthouse_ops.backup.pgbackrest import BackupSet, parse_info, render_sets, render_wal
 from lighthouse_ops.backup.plan import Aborted, Plan
 from lighthouse_ops.backup.remote import RemoteError, runner_from_inventory
 from lighthouse_ops.backup.runbook import RunbookError, check_target_covered, parse_target_time
@@ -42,10 +42,19 @@ def test_parse_pgbackrest_info():
                                     "timestamp": {"start": 1767225600, "stop": 1767225660},
                                     "info": {"size": 1000, "repository": {"delta": 300}},
                                     "archive": {"start": "0000000100000000000000A1",
-                                                "stop": "0000000100000000000000A2"}}]}])
-    status, sets = parse_info(text, "lighthouse")
-    assert status["code"] == 0 and sets[0].seconds == 60 and sets[0].repo_size == 300
+                                                "stop": "0000000100000000000000A2"}}],
+                        "archive": [{"id": "17-1", "min": "0000000100000000000000FE",
+                                     "max": "000000010000000100000003"},
+                                    {"id": "17-2", "min": "000000010000000100000004",
+                                     "max": "000000020000000100000006"}]}])
+    info = parse_info(text, "lighthouse")
+    sets = info.sets
+    assert info.status["code"] == 0 and sets[0].seconds == 60 and sets[0].repo_size == 300
     assert "20260101-000000F" in render_sets(sets)
+    assert [r.segments for r in info.wal] == [6, None]  # FE, FF, 1/00..1/03; across timelines
+    assert render_wal(info.wal).splitlines()[0] == (
+        "WAL archive 17-1: 0000000100000000000000FE .. 000000010000000100000003 (6 segments)")
+    assert "empty" in render_wal([])
 
 
 def test_plan_confirmation_rules():

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[3]
 GROUP_VARS = ROOT / "inventories" / "aws" / "group_vars"
 AGENT_TEMPLATE = ROOT / "roles/cloudwatch_agent/templates/amazon-cloudwatch-agent.json.j2"
 HBA_TEMPLATE = ROOT / "roles/timescaledb/templates/pg_hba.conf.j2"
+PROBER_TEMPLATE = ROOT / "roles/prober/templates/prober.yaml.j2"
 HOST_METRICS_UNIT = ROOT / "roles/host_metrics/templates/lighthouse-host-metrics.service.j2"
 LOOKUP = re.compile(r"lookup\('amazon\.aws\.aws_secret',\s*(?P<args>[^)]*)\)")
 # facts the templates' defaults read on a host (t4g: aarch64)
@@ -252,3 +253,23 @@ def test_db_logs_ship_to_the_stacks_log_group_with_retention(run, inventory):
                for f in config["logs"]["logs_collected"]["files"]["collect_list"]}
     assert set(shipped) == {"/var/log/postgresql/postgresql-*.log", "/var/log/pgbackrest/*.log"}
     assert set(shipped.values()) == {group["name"]}
+
+
+def expand(variables: dict, expression: str):
+    return Templar(loader=DataLoader(), variables=_trusted(variables)).template(
+        trust_as_template(expression))
+
+
+def test_the_db_certificate_names_the_address_every_prober_verifies(run, inventory):
+    """verify-full: the host each prober's DSN names is in the db server certificate's SAN."""
+    san = expand(hostvars(inventory, "db-1", "timescaledb"), "{{ timescaledb_tls_san }}")
+    names = san.split(",")
+    for name in inventory["prober"]["hosts"]:
+        variables = hostvars(inventory, name, "prober")
+        config = yaml.safe_load(render(PROBER_TEMPLATE, {
+            **variables, "prober_db_password": "x" * 20}))  # noqa: S106 - not a secret
+        dsn = config["database"]["dsn"]
+        assert "sslmode=verify-full&sslrootcert=/etc/lighthouse/db-ca.crt" in dsn
+        assert f"IP:{variables['prober_db_host']}" in names, (variables["prober_db_host"], san)
+        # its HTTP server binds loopback and the instance's private address, not 0.0.0.0
+        assert config["http"]["listen"] == ["127.0.0.1", variables["private_ip"]]

@@ -183,3 +183,31 @@ def test_a_check_that_ignores_its_deadline_is_abandoned_and_its_worker_replaced(
             released.set()  # let asyncio.run's clean-up end it
 
     asyncio.run(main())
+
+
+def test_a_monitor_added_at_run_time_then_keeps_the_phase_a_restart_gives_it():
+    """Checked at once, then on its stable slots (stable_offset), not `added + k * interval`:
+    a restart does not move its checks (docs/prober.md: phases persist)."""
+    from lighthouse.scheduler import stable_offset
+
+    async def main():
+        times: list[float] = []
+
+        async def check(m: Monitor) -> CheckResult:
+            times.append(s.clock())
+            return CheckResult(m.id, datetime.now(UTC), Status.SUCCESS)
+
+        s = Scheduler(check, lambda m, r: None, max_concurrency=1)
+        m = Monitor(uuid.UUID(int=700), "late", "tcp", {"host": "x", "port": 1}, 2)
+        offset = stable_offset(m.id, 2)
+        s.start()
+        # added half an interval away from its phase
+        await asyncio.sleep((offset + 1.0 - s.clock()) % 2)
+        s.upsert(m, run_now=True)
+        assert await wait_until(lambda: len(times) >= 3, timeout=8)
+        await s.stop(grace_s=1)
+        for t in times[1:]:
+            drift = (t - offset) % 2
+            assert min(drift, 2 - drift) < 0.2, (times, offset)
+
+    asyncio.run(main())
