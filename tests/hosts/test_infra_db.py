@@ -154,6 +154,25 @@ def test_a_converge_reissues_a_certificate_close_to_expiry(site: Converged, sand
     assert key.user == "postgres" and key.mode == 0o600
 
 
+def test_a_backup_config_that_cannot_open_the_repository_is_refused(site: Converged, sandbox,
+                                                                    db) -> None:
+    """The repository is encrypted; a converge asking for no cipher would make every
+    archive-push fail. It stops with a clear message, keeps the working config and archiving."""
+    conf = "/etc/pgbackrest/pgbackrest.conf"
+    before = db.check_output(f"sha256sum {conf}")
+    assert db.run(f"grep -q '^repo1-cipher-type=aes-256-cbc$' {conf}").rc == 0
+    passphrase = (site.dep.secrets_dir / "pgbackrest_cipher_pass").read_text().strip()
+    res = site.dep.playbook("db.yml", {"pgbackrest_repo_cipher_type": "none"}, echo=False,
+                            check=False)
+    assert not res.ok
+    assert "does not open with repo1-cipher-type=none" in res.output, res.output[-2000:]
+    assert "The current config was left in place" in res.output
+    assert passphrase and passphrase not in res.output
+    assert db.check_output(f"sha256sum {conf}") == before
+    sandbox.ssh("db-1", "cd /tmp && su postgres -c 'pgbackrest --stanza=lighthouse "
+                "--log-level-console=warn check'", check=True)
+
+
 def test_tuning_rendered_from_timescaledb_tune_rules(db) -> None:
     conf = db.file(f"{CONF_DIR}/conf.d/50-lighthouse.conf").content_string
     # group_vars: 1024 MB, 2 CPUs -> RAM/4 and 3/4 RAM

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.skipif(shutil.which("pgbackrest") is None,
                                 reason="pgbackrest not installed (scripts/apt-packages.txt)")
 STANZA = "lh"
 BUCKET = "lh-pgbackrest"
+CIPHER_PASS = "test-only-" + "x" * 40  # noqa: S105 - a throw-away repository's passphrase
 
 
 def _config(base: Path, s3: MotoS3, pg: PgServer) -> Path:
@@ -36,6 +37,8 @@ repo1-s3-key={ACCESS_KEY}
 repo1-s3-key-secret={SECRET_KEY}
 repo1-storage-ca-file={s3.ca_file}
 repo1-retention-full=2
+repo1-cipher-type=aes-256-cbc
+repo1-cipher-pass={CIPHER_PASS}
 repo1-bundle=y
 compress-type=zst
 start-fast=y
@@ -103,6 +106,14 @@ def test_backup_list_and_verify_roundtrip(rig):
     assert [b.label for b in pgbr.sets()][-2:] == [full.label, incr.label]
     (wal,) = pgbr.info().wal  # the archive covers both backups' WAL
     assert wal.first <= full.wal_start and wal.last >= incr.wal_stop, (wal, full, incr)
+    # the repository is encrypted at rest (OpenSSL's salted format), manifests and WAL too
+    s3 = boto_client(base)
+    for key in (f"repo/backup/{STANZA}/backup.info",
+                f"repo/backup/{STANZA}/{full.label}/backup.manifest"):
+        assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read(8) == b"Salted__", key
+    wal_key = next(o["Key"] for o in s3.list_objects_v2(
+        Bucket=BUCKET, Prefix=f"repo/archive/{STANZA}/")["Contents"] if o["Key"].endswith(".zst"))
+    assert s3.get_object(Bucket=BUCKET, Key=wal_key)["Body"].read(8) == b"Salted__"
     # rows written after the last backup come back too: verify replays WAL to a restore point
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DELETE FROM hist WHERE id <= 10")

@@ -34,7 +34,8 @@ def _render_role_conf(memory_mb: int, cpus: int, conns: int, workers: int) -> di
     defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
     text = env.get_template("lighthouse.conf.j2").render(
         **{k: v for k, v in defaults.items() if not isinstance(v, str) or "{{" not in v},
-        ansible_managed="managed", timescaledb_tuned=tuned,
+        ansible_managed="managed", timescaledb_tuned=tuned, timescaledb_tls_dir="/tls",
+        timescaledb_log_filename="postgresql.log",
         timescaledb_tune_memory_mb=memory_mb, timescaledb_tune_cpus=cpus)
     section = text.split("(timescaledb-tune rules)", 1)[1].split("# Extra settings")[0]
     out = {}

@@ -66,7 +66,7 @@ class LighthouseMocks(pulumi.runtime.Mocks):
             state["arn"] = self._arn("secretsmanager", f"secret:{inputs['name']}-AbCdEf")
             rid = state["arn"]
         elif typ == "random:index/randomPassword:RandomPassword":
-            state["result"] = "mock-Password-0123456789abcdefXYZ"
+            state["result"] = f"mock-{args.name}-0123456789abcdefXYZ"  # one per resource
         elif typ == "aws:backup/vault:Vault":
             rid = inputs["name"]
             state["arn"] = self._arn("backup", f"backup-vault:{rid}")

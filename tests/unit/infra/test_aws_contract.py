@@ -191,6 +191,10 @@ def test_the_secret_lookup_reads_the_password_out_of_the_stack_json(run, invento
     for name in ("timescaledb_app_password", "prober_db_password"):
         expression = "{{ " + name + " }}"
         assert templar.template(trust_as_template(expression)) == run.outputs["db_password"]
+    # and the backup repository's passphrase (the pgbackrest role encrypts by default)
+    assert role_defaults("pgbackrest")["pgbackrest_repo_cipher_type"] == "aes-256-cbc"
+    passphrase = templar.template(trust_as_template("{{ pgbackrest_repo_cipher_pass }}"))
+    assert passphrase == json.loads(stored)["backup_cipher_pass"] and len(passphrase) >= 32
 
 
 def test_pg_hba_admits_the_probers_and_nothing_wider(run, inventory):

@@ -9,6 +9,7 @@ from lighthouse_ops.deploy import s3 as sandbox_s3
 
 from infra import cost
 from infra.config import DUMPS_PREFIX
+from infra.secrets import SECRET_KEYS
 
 ROOT = Path(__file__).resolve().parents[3]
 EXPECTED_OUTPUTS = {
@@ -37,12 +38,18 @@ def test_password_reaches_secrets_manager_as_a_secret_input(run):
     version = run.one("aws:secretsmanager/secretVersion:SecretVersion")
     assert "secretString" in version.secret_inputs
     doc = json.loads(version.inputs["secretString"])
+    cipher = run.one("random:index/randomPassword:RandomPassword", "backup-cipher-pass")
+    assert tuple(doc) == SECRET_KEYS
     assert doc == {"username": "lighthouse", "password": run.outputs["db_password"],
-                   "dbname": "lighthouse", "port": 5432}
+                   "dbname": "lighthouse", "port": 5432,
+                   "backup_cipher_pass": cipher.state["result"]}
     assert version.inputs["secretId"] == run.one("aws:secretsmanager/secret:Secret").id
-    pw = run.one("random:index/randomPassword:RandomPassword")
-    assert pw.inputs["length"] == 32
+    pw = run.one("random:index/randomPassword:RandomPassword", "db-password")
+    assert pw.inputs["length"] == 32 and cipher.inputs["length"] == 64
     assert "result" in pw.additional_secret_outputs
+    assert "result" in cipher.additional_secret_outputs
+    # losing the passphrase loses the backups: protected like the data where the stack asks
+    assert cipher.protect == run.cfg.deletion_protection
     secret = run.one("aws:secretsmanager/secret:Secret")
     assert secret.inputs["name"] == f"lighthouse/{run.cfg.stack}/db"
     assert run.outputs["db_secret_arn"] == secret.state["arn"]
