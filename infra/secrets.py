@@ -1,10 +1,15 @@
-"""Secrets: a generated database password and backup passphrase kept in Secrets Manager.
+"""Secrets: the database password, the backup passphrase and the database TLS CA, kept in
+Secrets Manager.
 
-Both come from pulumi-random (stable across runs, stored encrypted in state); the password is
-exported only as a Pulumi secret. The Secrets Manager value is JSON (SECRET_KEYS)
+The password and passphrase come from pulumi-random, the CA (P-256 key, 10-year self-signed
+certificate) from pulumi-tls; all are stable across runs and stored encrypted in state; the
+password is exported only as a Pulumi secret. The Secrets Manager value is JSON (SECRET_KEYS)
 ``{"username": "lighthouse", "password": "...", "dbname": "lighthouse", "port": 5432,
-"backup_cipher_pass": "..."}``; the last is pgBackRest's repository passphrase (without it the
-backups cannot be read, so it is protected like the data in prod).
+"backup_cipher_pass": "...", "tls_ca_cert": "PEM", "tls_ca_key": "PEM"}``:
+backup_cipher_pass is pgBackRest's repository passphrase (without it the backups cannot be
+read), tls_ca_* the CA the timescaledb role signs the server certificate with and the prober
+verifies it by (sslmode=verify-full); a replaced db host keeps the CA the probers trust. The
+passphrase and the CA are protected like the data in prod.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
+import pulumi_tls as tls
 
 from infra.common import COMPONENT_PREFIX, child, stateful, tags
 from infra.config import StackConfig
@@ -23,7 +29,9 @@ DB_USER = "lighthouse"
 DB_NAME = "lighthouse"
 # The secret's JSON shape; inventories/aws/group_vars/all.yml reads password and
 # backup_cipher_pass out of it.
-SECRET_KEYS = ("username", "password", "dbname", "port", "backup_cipher_pass")
+SECRET_KEYS = ("username", "password", "dbname", "port", "backup_cipher_pass", "tls_ca_cert",
+               "tls_ca_key")
+CA_DAYS = 3650
 
 
 @dataclass(frozen=True)
@@ -46,14 +54,25 @@ class Secrets(pulumi.ComponentResource):
         cipher_pass = random.RandomPassword(
             "backup-cipher-pass", length=64, special=False,
             opts=stateful(self, cfg, additional_secret_outputs=["result"]))
+        ca_key = tls.PrivateKey(
+            "db-tls-ca-key", algorithm="ECDSA", ecdsa_curve="P256",
+            opts=stateful(self, cfg))  # pulumi-tls marks the private key outputs secret
+        ca_cert = tls.SelfSignedCert(
+            "db-tls-ca", private_key_pem=ca_key.private_key_pem, is_ca_certificate=True,
+            validity_period_hours=CA_DAYS * 24, allowed_uses=["cert_signing", "crl_signing"],
+            set_subject_key_id=True,  # the server certificate names it (authorityKeyIdentifier)
+            subject=tls.SelfSignedCertSubjectArgs(
+                common_name=f"Lighthouse database CA ({cfg.stack})", organization="Lighthouse"),
+            opts=stateful(self, cfg))
         secret = aws.secretsmanager.Secret(
             "db", name=f"lighthouse/{cfg.stack}/db",
-            description="Lighthouse PostgreSQL credentials and backup passphrase (JSON)",
+            description="Lighthouse database credentials, backup passphrase and TLS CA (JSON)",
             recovery_window_in_days=30 if cfg.deletion_protection else 0,
             tags=tags(cfg, "db-secret"), opts=stateful(self, cfg))
         # pulumi's stub infers Output[Never] for Output.secret(Output[str]), hence the ignore.
-        value = pulumi.Output.all(password.result, cipher_pass.result).apply(
-            lambda v: json.dumps(dict(zip(SECRET_KEYS, (DB_USER, v[0], DB_NAME, 5432, v[1]),
+        value = pulumi.Output.all(password.result, cipher_pass.result, ca_cert.cert_pem,
+                                  ca_key.private_key_pem).apply(
+            lambda v: json.dumps(dict(zip(SECRET_KEYS, (DB_USER, v[0], DB_NAME, 5432, *v[1:]),
                                           strict=True))))
         secret_string: pulumi.Output[str] = pulumi.Output.secret(value)
         aws.secretsmanager.SecretVersion("db", secret_id=secret.id, secret_string=secret_string,

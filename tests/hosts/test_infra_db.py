@@ -134,7 +134,7 @@ def test_a_converge_reissues_a_certificate_close_to_expiry(site: Converged, sand
     sandbox.ssh("db-1", f"cd {TLS} && openssl req -x509 -new -noenc -newkey ec -pkeyopt "
                 "ec_paramgen_curve:prime256v1 -keyout server.key -out server.crt -days 1 "
                 "-CA /etc/lighthouse-db-ca/ca.crt -CAkey /etc/lighthouse-db-ca/ca.key "
-                "-subj /CN=db-1 -addext \"subjectAltName=$(cat server.san)\" 2>/dev/null "
+                "-config server.cnf -extensions server_cert 2>/dev/null "
                 "&& chown postgres:postgres server.key server.crt && chmod 0600 server.key "
                 "&& systemctl reload postgresql@17-main", check=True)
     expiring = db.check_output(SERVED_END)

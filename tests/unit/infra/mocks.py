@@ -67,6 +67,12 @@ class LighthouseMocks(pulumi.runtime.Mocks):
             rid = state["arn"]
         elif typ == "random:index/randomPassword:RandomPassword":
             state["result"] = f"mock-{args.name}-0123456789abcdefXYZ"  # one per resource
+        elif typ == "tls:index/privateKey:PrivateKey":
+            state["privateKeyPem"] = f"-----BEGIN PRIVATE KEY-----\nmock-{args.name}\n" \
+                                     "-----END PRIVATE KEY-----\n"
+        elif typ == "tls:index/selfSignedCert:SelfSignedCert":
+            state["certPem"] = f"-----BEGIN CERTIFICATE-----\nmock-{args.name}\n" \
+                               "-----END CERTIFICATE-----\n"
         elif typ == "aws:backup/vault:Vault":
             rid = inputs["name"]
             state["arn"] = self._arn("backup", f"backup-vault:{rid}")

@@ -195,6 +195,13 @@ def test_the_secret_lookup_reads_the_password_out_of_the_stack_json(run, invento
     assert role_defaults("pgbackrest")["pgbackrest_repo_cipher_type"] == "aes-256-cbc"
     passphrase = templar.template(trust_as_template("{{ pgbackrest_repo_cipher_pass }}"))
     assert passphrase == json.loads(stored)["backup_cipher_pass"] and len(passphrase) >= 32
+    # and the database TLS CA: the db host signs with it, the probers trust exactly it
+    doc = json.loads(stored)
+    pairs = (("timescaledb_tls_ca_cert", "tls_ca_cert"), ("prober_db_ca_cert", "tls_ca_cert"),
+             ("timescaledb_tls_ca_key", "tls_ca_key"))
+    for name, key in pairs:
+        value = templar.template(trust_as_template("{{ " + name + " }}"))
+        assert value == doc[key] and value.startswith("-----BEGIN "), name
 
 
 def test_pg_hba_admits_the_probers_and_nothing_wider(run, inventory):

@@ -39,10 +39,19 @@ def test_password_reaches_secrets_manager_as_a_secret_input(run):
     assert "secretString" in version.secret_inputs
     doc = json.loads(version.inputs["secretString"])
     cipher = run.one("random:index/randomPassword:RandomPassword", "backup-cipher-pass")
+    ca_key = run.one("tls:index/privateKey:PrivateKey", "db-tls-ca-key")
+    ca = run.one("tls:index/selfSignedCert:SelfSignedCert", "db-tls-ca")
     assert tuple(doc) == SECRET_KEYS
     assert doc == {"username": "lighthouse", "password": run.outputs["db_password"],
                    "dbname": "lighthouse", "port": 5432,
-                   "backup_cipher_pass": cipher.state["result"]}
+                   "backup_cipher_pass": cipher.state["result"],
+                   "tls_ca_cert": ca.state["certPem"], "tls_ca_key": ca_key.state["privateKeyPem"]}
+    # the CA: a P-256 key kept secret in state, a CA certificate signed by it
+    assert (ca_key.inputs["algorithm"], ca_key.inputs["ecdsaCurve"]) == ("ECDSA", "P256")
+    assert "privateKeyPem" in ca_key.additional_secret_outputs
+    assert ca.inputs["isCaCertificate"] is True and ca.inputs["setSubjectKeyId"] is True
+    assert ca.inputs["privateKeyPem"] == ca_key.state["privateKeyPem"]
+    assert ca_key.protect == ca.protect == run.cfg.deletion_protection
     assert version.inputs["secretId"] == run.one("aws:secretsmanager/secret:Secret").id
     pw = run.one("random:index/randomPassword:RandomPassword", "db-password")
     assert pw.inputs["length"] == 32 and cipher.inputs["length"] == 64
