@@ -1,4 +1,4 @@
-"""The prober's HTTP server: `/health`, `/metrics`, `/` (status page).
+"""The prober's HTTP server: `/health`, `/metrics`, `/` (status page), `/api/v1/` (JSON).
 
 A stdlib ThreadingHTTPServer in its own thread: the three endpoints are cheap and rare, and a
 thread keeps them answering even when the event loop is busy with checks. Database reads for
@@ -23,11 +23,12 @@ from psycopg_pool import ConnectionPool
 
 from lighthouse.logs import event
 from lighthouse.metrics import Metrics
-from lighthouse.web import statuspage
+from lighthouse.web import api, statuspage
 
 log = logging.getLogger("lighthouse.web")
 
 PAGE_CACHE_S = 5.0
+MONITOR_PREFIX = "/api/v1/monitors/"
 
 
 class NoSuchPage(LookupError):
@@ -72,7 +73,8 @@ class WebApp:
         self.days = days
         self.max_monitors = max_monitors
         self.live_states = live_states or dict
-        self._pages: dict[int, tuple[float, bytes, bytes]] = {}
+        # page number -> (built at, collected page, html, gzipped html)
+        self._pages: dict[int, tuple[float, statuspage.Page, bytes, bytes]] = {}
         self._page_lock = threading.Lock()
         self._servers: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
 
@@ -80,11 +82,28 @@ class WebApp:
         """Page `page` as (html, gzipped html), rebuilt at most every PAGE_CACHE_S seconds.
 
         Raises NoSuchPage past the last page (and for page < 1)."""
+        cached = self._cached_page(page)
+        return cached[2], cached[3]
+
+    def status_json(self, page: int = 1) -> dict[str, Any]:
+        """The same page (same cache) as the JSON API's status document."""
+        return api.status_document(self._cached_page(page)[1], self.title, self.days)
+
+    def monitor_json(self, monitor_id: str, query: str) -> dict[str, Any]:
+        mid = api.parse_monitor_id(monitor_id)
+        before, limit = api.parse_monitor_query(query)
+        if self.pool is None:
+            raise RuntimeError("no database pool")
+        with self.pool.connection() as conn:
+            return api.monitor_document(conn, mid, self.days, self.live_states(), before,
+                                        limit)
+
+    def _cached_page(self, page: int) -> tuple[float, statuspage.Page, bytes, bytes]:
         with self._page_lock:
             now = time.monotonic()
             cached = self._pages.get(page)
             if cached and now - cached[0] < PAGE_CACHE_S:
-                return cached[1], cached[2]
+                return cached
             if page < 1:
                 raise NoSuchPage(page)
             if self.pool is None:
@@ -97,8 +116,8 @@ class WebApp:
             body = statuspage.render(built, self.title, self.days).encode()
             # Keep only fresh pages: the cache never outgrows the pages visited in 5 s.
             self._pages = {n: c for n, c in self._pages.items() if now - c[0] < PAGE_CACHE_S}
-            self._pages[page] = (now, body, gzip.compress(body, compresslevel=6))
-            return body, self._pages[page][2]
+            self._pages[page] = (now, built, body, gzip.compress(body, compresslevel=6))
+            return self._pages[page]
 
     def start(self, hosts: str | Sequence[str], port: int) -> int:
         """Serve on `port` at each address in `hosts`; returns the port (chosen by the first
@@ -142,6 +161,45 @@ class WebApp:
                 if self.command != "HEAD":
                     self.wfile.write(body)
 
+            def _json(self, code: int, doc: Any) -> None:
+                self._send(code, json.dumps(doc, separators=(",", ":")).encode(),
+                           "application/json")
+
+            def _api(self, path: str, query: str) -> None:
+                try:
+                    if path == "/api/v1/openapi.json":
+                        self._json(200, api.OPENAPI)
+                    elif path == "/api/v1/status":
+                        self._json(200, app.status_json(api.parse_page(query)))
+                    elif path.startswith(MONITOR_PREFIX) and "/" not in path[len(MONITOR_PREFIX):]:
+                        self._json(200, app.monitor_json(path[len(MONITOR_PREFIX):], query))
+                    else:
+                        self._json(404, {"error": f"no such API path: {path[:200]}"})
+                except api.ApiError as exc:
+                    self._json(exc.status, {"error": exc.message})
+                except NoSuchPage as exc:
+                    self._json(404, {"error": f"no status page {exc}"})
+                except Exception as exc:  # database down or a bug: say which, never a trace
+                    event(log, "api request failed", logging.ERROR, path=path[:200],
+                          error=type(exc).__name__, detail=str(exc)[:200])
+                    self._json(503, {"error": f"unavailable: {type(exc).__name__}"})
+
+            def _not_allowed(self) -> None:
+                # Everything here is read-only: 405 with Allow, not the stdlib's 501.
+                body = b"method not allowed\n"
+                self.send_response(405)
+                self.send_header("Allow", "GET, HEAD")
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def __getattr__(self, name: str) -> Any:
+                # the stdlib looks up do_<METHOD> and answers 501 when it is missing
+                if name.startswith("do_"):
+                    return self._not_allowed
+                raise AttributeError(name)
+
             def do_HEAD(self) -> None:  # noqa: N802 - stdlib naming
                 self.do_GET()
 
@@ -153,6 +211,8 @@ class WebApp:
                         code = 200 if h.get("status") in ("ok", "degraded") else 503
                         self._send(code, json.dumps(h, default=str, indent=1).encode(),
                                    "application/json")
+                    elif path.startswith("/api/"):
+                        self._api(path, query)
                     elif path == "/metrics":
                         self._send(200, app.metrics.render(), app.metrics.content_type)
                     elif path in ("/", "/status"):

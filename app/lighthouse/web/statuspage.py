@@ -54,15 +54,19 @@ class Bar:
 class MonitorView:
     id: str
     name: str
-    target: str
+    target: str  # "" unless the monitor is marked public-target (metadata.public_target)
     state: str  # up | down | unknown
     last_check: str
-    uptime_30d: str
+    uptime: str  # over the same window as the bars
     p95_ms: str
     bars: list[Bar] = field(default_factory=list)
     spark_points: str = ""  # SVG polyline points
     spark_max_ms: int = 0
     spark_last_ms: int | None = None
+    # the same figures as numbers, for the JSON API
+    last_check_at: str | None = None  # ISO 8601, UTC
+    uptime_pct: float | None = None
+    p95: float | None = None
 
 
 def bars_for(days: list[queries.DayUptime]) -> list[Bar]:
@@ -123,7 +127,18 @@ def active_monitors(conn: psycopg.Connection, ids: list[uuid.UUID]) -> list[Moni
             conn.execute(f"{LOAD_IDS_SQL} {ORDER}", params).fetchall()]
 
 
-def _state(live: str | None, last: CheckResult | None) -> str:
+PUBLIC_TARGETS_SQL = """
+SELECT id FROM subscriptions WHERE id = ANY(%s) AND metadata -> 'public_target' = 'true'::jsonb
+"""
+
+
+def public_targets(conn: psycopg.Connection, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Monitors whose owner chose to show the target to visitors; the rest show only names
+    (targets are often internal addresses a visitor has no business seeing)."""
+    return {r[0] for r in conn.execute(PUBLIC_TARGETS_SQL, (ids,)).fetchall()}
+
+
+def state_of(live: str | None, last: CheckResult | None) -> str:
     """up | down | unknown: the alert state machine's word if it has one, else the last check."""
     if live and live != "unknown":
         return live
@@ -148,13 +163,14 @@ def collect(conn: psycopg.Connection, days: int = 90, health: dict[str, str] | N
     # Latest checks: this page's monitors, plus any others the state machine does not know.
     latest = queries.latest_checks(conn, [
         i for i in every if i in shown or live.get(str(i), "unknown") == "unknown"])
-    down = sum(_state(live.get(str(i)), latest.get(i)) == "down" for i in every)
+    down = sum(state_of(live.get(str(i)), latest.get(i)) == "down" for i in every)
     result = Page([], total=len(every), down=down, number=page, per_page=limit)
     if not on_page:
         return result
     monitors = active_monitors(conn, on_page)
     ids = [m.id for m in monitors]
-    stats = queries.summary(conn, ids, timedelta(days=30), percentiles=(0.95,))
+    stats = queries.summary(conn, ids, timedelta(days=days), percentiles=(0.95,))
+    public = public_targets(conn, ids)
     bars = queries.daily_uptime_many(conn, ids, days)
     latencies = queries.recent_latencies(conn, ids, limit=SPARK_POINTS,
                                          since=datetime.now(UTC) - timedelta(days=2))
@@ -165,13 +181,17 @@ def collect(conn: psycopg.Connection, days: int = 90, health: dict[str, str] | N
         points, top = sparkline(lat)
         p95 = s.percentile(0.95) if s else None
         result.views.append(MonitorView(
-            id=str(m.id), name=m.name, target=target_of(m),
-            state=_state(live.get(str(m.id)), last),
+            id=str(m.id), name=m.name, target=target_of(m) if m.id in public else "",
+            state=state_of(live.get(str(m.id)), last),
             last_check=last.time.strftime("%Y-%m-%d %H:%M:%S UTC") if last else "never",
-            uptime_30d=f"{s.uptime_pct:.2f}%" if s and s.uptime_pct is not None else "-",
+            uptime=f"{s.uptime_pct:.2f}%" if s and s.uptime_pct is not None else "-",
             p95_ms=f"{p95:.0f} ms" if p95 is not None else "-",
             bars=bars_for(bars[m.id]),
-            spark_points=points, spark_max_ms=top, spark_last_ms=lat[-1] if lat else None))
+            spark_points=points, spark_max_ms=top, spark_last_ms=lat[-1] if lat else None,
+            last_check_at=last.time.astimezone(UTC).isoformat().replace("+00:00", "Z")
+            if last else None,
+            uptime_pct=round(s.uptime_pct, 4) if s and s.uptime_pct is not None else None,
+            p95=round(p95, 1) if p95 is not None else None))
     return result
 
 

@@ -185,11 +185,16 @@ def test_pages_of_monitors_and_a_banner_for_the_whole_fleet(lh_dsn):
     assert beyond[0] == 404 and zero[0] == 404 and word[0] == 400
 
 
-def test_url_credentials_are_not_on_the_status_page(lh_dsn):
+def test_visitors_see_names_and_only_targets_marked_public_without_credentials(lh_dsn):
     from lighthouse.web import statuspage
 
-    add_monitor(lh_dsn, "private api", {"url": "https://svc:t0psecret@api.example/health"})
-    with psycopg.connect(lh_dsn) as conn:
+    public = add_monitor(lh_dsn, "public api", {"url": "https://svc:t0psecret@api.example/health"})
+    add_monitor(lh_dsn, "internal db", {"host": "10.213.7.7", "port": 5432}, type_="tcp")
+    with psycopg.connect(lh_dsn, autocommit=True) as conn:
+        conn.execute("UPDATE subscriptions SET metadata = metadata || '{\"public_target\": true}'"
+                     " WHERE id = %s", (public,))
         html = statuspage.render(statuspage.collect(conn, days=7), "status", days=7)
-    assert "private api" in html and "https://***@api.example/health" in html
+    assert "public api" in html and "https://***@api.example/health" in html
     assert "t0psecret" not in html and "svc:" not in html
+    assert "internal db" in html and "10.213.7.7" not in html  # not marked: name only
+    assert "uptime (7 days)" in html  # the caption names the bars' window

@@ -31,7 +31,7 @@ def test_render_escapes_names_and_draws_one_bar_per_day():
             for i in range(90)]
     view = statuspage.MonitorView(
         id="x", name="<script>alert(1)</script>", target="https://e.com/?a=1&b=2",
-        state="down", last_check="never", uptime_30d="99.00%", p95_ms="12 ms",
+        state="down", last_check="never", uptime="99.00%", p95_ms="12 ms",
         bars=statuspage.bars_for(days))
     html = statuspage.render(statuspage.Page([view], total=1, down=1), "Status & more")
     assert "<script>alert(1)</script>" not in html
@@ -42,7 +42,7 @@ def test_render_escapes_names_and_draws_one_bar_per_day():
 
 def view(name: str, state: str = "up") -> statuspage.MonitorView:
     return statuspage.MonitorView(id=name, name=name, target="t", state=state,
-                                  last_check="never", uptime_30d="-", p95_ms="-")
+                                  last_check="never", uptime="-", p95_ms="-")
 
 
 def test_banner_counts_down_monitors_on_every_page():
@@ -92,7 +92,7 @@ def test_state_prefers_the_state_machine_then_the_last_check():
 
     failed = CheckResult(uuid.uuid4(), datetime.now(UTC), Status.FAILURE)
     ok = CheckResult(uuid.uuid4(), datetime.now(UTC), Status.SUCCESS)
-    assert statuspage._state("up", failed) == "up"  # one failed check is not an outage yet
-    assert statuspage._state("unknown", failed) == "down"  # no verdict yet: the last check
-    assert statuspage._state(None, ok) == "up"
-    assert statuspage._state(None, None) == "unknown"
+    assert statuspage.state_of("up", failed) == "up"  # one failed check is not an outage yet
+    assert statuspage.state_of("unknown", failed) == "down"  # no verdict yet: the last check
+    assert statuspage.state_of(None, ok) == "up"
+    assert statuspage.state_of(None, None) == "unknown"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import urllib.error
 import urllib.request
 
 import pytest
@@ -59,3 +60,16 @@ def test_listen_takes_one_address_a_list_or_a_comma_list_and_refuses_names():
     assert two.http.listen == ["127.0.0.1", "10.0.0.5"]
     with pytest.raises(config.ConfigError, match=r"http\.listen\[1\].*'db\.internal'"):
         config.load(None, env={**env, "LIGHTHOUSE_HTTP__LISTEN": "127.0.0.1,db.internal"})
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "TRACE", "QUERY", "BREW"])
+def test_any_method_but_get_and_head_is_405_with_allow(method):
+    app = _app()
+    port = app.start("127.0.0.1", 0)
+    try:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/health", method=method)
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=5)  # noqa: S310 - loopback
+        assert err.value.code == 405 and err.value.headers["Allow"] == "GET, HEAD"
+    finally:
+        app.stop()
