@@ -114,6 +114,7 @@ class HttpConfig:
     title: str = "Lighthouse status"
     status_days: int = 90  # uptime bars on the status page
     status_max_monitors: int = 200  # monitors a status page shows (by name); ?page=N for more
+    metrics_max_monitors: int = 1000  # monitors with per-monitor probe_* series (0: none)
 
 
 @dataclass(slots=True)
@@ -167,6 +168,7 @@ _BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("alerting", "timeout_s"): (0.1, 300),
     ("alerting", "max_attempts"): (1, 20),
     ("http", "port"): (0, 65535),  # 0: any free port (tests)
+    ("http", "metrics_max_monitors"): (0, 1_000_000),
     ("alerting", "smtp_port"): (1, 65535),
 }
 SECRET_KEYS = {("database", "dsn"), ("alerting", "telegram_bot_token"),

@@ -6,8 +6,22 @@ process without name clashes.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import platform
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from lighthouse import __version__
+from lighthouse.probe_metrics import ProbeCollector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 LATENESS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0)
@@ -16,8 +30,16 @@ LATENESS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0)
 class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self) -> None:
+    def __init__(self, probe_max_monitors: int = 1000) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
+        # process_* (CPU, memory, fds, start time) and python_info, as the default registry has
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        Info("lighthouse_build", "The prober's version", registry=r).info(
+            {"version": __version__, "python": platform.python_version()})
+        # per-monitor probe_* series under blackbox_exporter's names (lighthouse.probe_metrics)
+        self.probes = ProbeCollector(probe_max_monitors)
+        r.register(self.probes)
         self.checks = Counter("lighthouse_checks", "Checks completed, by result status",
                               ["status"], registry=r)
         self.check_latency = Histogram("lighthouse_check_latency_seconds",

@@ -15,6 +15,7 @@ import gc
 import logging
 import signal
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ class Prober:
     def __init__(self, cfg: Config, check: CheckFn | None = None) -> None:
         self.cfg = cfg
         dsn = cfg.database.dsn
-        self.metrics = Metrics()
+        self.metrics = Metrics(probe_max_monitors=cfg.http.metrics_max_monitors)
         self.ctx = CheckContext.create(
             allow_cidrs=cfg.checks.ssrf_allow, max_body_bytes=cfg.checks.max_body_bytes,
             default_timeout_s=cfg.checks.default_timeout_s, user_agent=cfg.checks.user_agent)
@@ -56,7 +57,7 @@ class Prober:
             self.check, self.on_result, max_concurrency=cfg.scheduler.max_concurrency,
             max_queue=cfg.scheduler.max_queue, metrics=self.metrics,
             check_timeout_s=self._hard_deadline)
-        self.scheduler.on_remove = self.policy.forget  # paused/deleted: no stale alert state
+        self.scheduler.on_remove = self._forget  # paused/deleted: no stale state or series
         self.cache = MonitorCache(Path(cfg.storage.monitor_cache) if cfg.storage.monitor_cache
                                   else Path(cfg.storage.spool_dir).parent / CACHE_FILENAME)
         self.source = MonitorSource(dsn, self.scheduler, poll_s=cfg.scheduler.reload_poll_s,
@@ -89,7 +90,12 @@ class Prober:
             return self.cfg.checks.default_timeout_s + 5.0
 
     # -- the result path ---------------------------------------------------------------
+    def _forget(self, monitor_id: uuid.UUID) -> None:
+        self.policy.forget(monitor_id)
+        self.metrics.probes.forget(monitor_id)
+
     def on_result(self, monitor: Monitor, result: CheckResult) -> None:
+        self.metrics.probes.observe(monitor, result)
         if self.cfg.alerting.enabled:
             alerts = self.policy.observe(monitor, result)
             if alerts:

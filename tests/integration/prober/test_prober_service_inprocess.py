@@ -197,3 +197,58 @@ def test_a_prober_started_while_the_database_is_down_checks_the_cached_monitors(
         stored = conn.execute("SELECT count(*) FROM check_history").fetchone()[0]
     assert completed >= 5 and stored - before == completed  # every check of the outage is stored
     assert summary["spool_lost"] == 0 and summary["spool_rows"] == 0
+
+
+def test_a_real_check_reaches_metrics_under_blackbox_names(lh_dsn, tmp_path):
+    """Schema -> prober -> /metrics: a monitor in the database, checked for real against a local
+    server, shows up as probe_* series a blackbox_exporter dashboard reads unchanged."""
+    import http.server
+    import threading
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - stdlib naming
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            return
+
+    target = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=target.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{target.server_address[1]}/"
+    added = []
+
+    async def main():
+        prober = Prober(config(lh_dsn, tmp_path))
+        await prober.start()
+        try:
+            assert await wait_until(lambda: prober.source.listening)
+            # added at run time: checked at once (a monitor loaded at start waits for its slot)
+            added.append(await asyncio.to_thread(add_monitor, lh_dsn, "local target",
+                                                 {"url": url, "expected_status": [204]}))
+            assert await wait_until(lambda: prober.scheduler.completed >= 1)
+            _, text = await asyncio.to_thread(http_get, prober.http_port, "/metrics")
+        finally:
+            await prober.stop()
+        return text
+
+    try:
+        text = asyncio.run(main())
+    finally:
+        target.shutdown()
+    mid = added[0]
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.labels.get("monitor_id") == str(mid):
+                samples.setdefault(s.name, []).append(s)
+    assert [s.value for s in samples["probe_success"]] == [1.0]
+    assert samples["probe_success"][0].labels == {"monitor_id": str(mid),
+                                                  "monitor": "local target", "type": "http"}
+    assert [s.value for s in samples["probe_http_status_code"]] == [204.0]
+    assert 0 < samples["probe_duration_seconds"][0].value < 5
+    assert {s.labels["phase"] for s in samples["probe_http_duration_seconds"]} >= {"connect",
+                                                                                   "ttfb"}
+    assert "process_resident_memory_bytes" in text and "lighthouse_build_info{" in text
