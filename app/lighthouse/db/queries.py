@@ -96,6 +96,13 @@ class WindowStats:
 
 
 @dataclass(frozen=True, slots=True)
+class DayLatency:
+    day: date
+    p50_ms: float | None
+    p95_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class DayUptime:
     day: date
     total: int
@@ -147,6 +154,29 @@ SELECT subscription_id, sum(total)::bigint, sum(success)::bigint, sum(failure)::
        sum(timeout)::bigint, sum(error)::bigint, sum(latency_count)::bigint,
        sum(latency_sum)::bigint, min(latency_min), max(latency_max), {HIST_SUM}
 FROM parts GROUP BY subscription_id
+"""
+
+# One monitor's latency histogram per UTC day (rollups before the watermark, raw after it).
+DAILY_LATENCY_SQL = f"""
+WITH parts AS (
+  SELECT bucket AS day, latency_min, latency_max, latency_hist, NULL::int AS k,
+         NULL::bigint AS kn
+  FROM check_rollup_daily
+  WHERE subscription_id = %(id)s AND bucket >= %(start)s AND bucket < %(split)s
+  UNION ALL
+  SELECT date_trunc('day', bucket, 'UTC'), latency_min, latency_max, latency_hist, NULL, NULL
+  FROM check_rollup_hourly
+  WHERE subscription_id = %(id)s AND bucket >= greatest(%(start)s, %(split)s) AND bucket < %(wm)s
+  UNION ALL
+  SELECT date_trunc('day', time, 'UTC'), min(latency_ms), max(latency_ms), NULL::int[],
+         lh_latency_bucket(latency_ms), count(*)
+  FROM check_history
+  WHERE subscription_id = %(id)s AND time >= greatest(%(start)s, %(wm)s) AND time < %(end)s
+    AND latency_ms IS NOT NULL
+  GROUP BY 1, lh_latency_bucket(latency_ms)
+)
+SELECT (day AT TIME ZONE 'UTC')::date, min(latency_min), max(latency_max), {HIST_SUM}
+FROM parts GROUP BY 1
 """
 
 WATERMARK_SQL = "SELECT rolled_until FROM rollup_watermarks WHERE name = 'check_history'"
@@ -304,6 +334,24 @@ def daily_uptime_many(conn: psycopg.Connection, subscription_ids: Sequence[uuid.
     first, params = _day_grid(ids, days, end)
     params = _with_watermark(params, conn.execute(WATERMARK_SQL).fetchone())
     return _days_by_id(ids, first, days, conn.execute(DAILY_SQL, params).fetchall())
+
+
+def daily_latency(conn: psycopg.Connection, subscription_id: uuid.UUID | str, days: int = 90,
+                  end: datetime | None = None) -> list[DayLatency]:
+    """p50/p95 latency per UTC day, oldest first (None on days without a latency), from the
+    same rollups and raw tail as daily_uptime: one statement for the whole chart."""
+    sid = _uuid(subscription_id)
+    first, params = _day_grid([sid], days, end)
+    params = _with_watermark({**params, "id": sid}, conn.execute(WATERMARK_SQL).fetchone())
+    found = {r[0]: r for r in conn.execute(DAILY_LATENCY_SQL, params).fetchall()}
+    out = []
+    for i in range(days):
+        d = first + timedelta(days=i)
+        row = found.get(d)
+        hist = list(row[3]) if row and row[3] else None
+        out.append(DayLatency(d, *(histogram.percentile(hist, q, row[1], row[2])
+                                   if row and hist else None for q in (0.5, 0.95))))
+    return out
 
 
 def recent_latencies(conn: psycopg.Connection, subscription_ids: Sequence[uuid.UUID | str],

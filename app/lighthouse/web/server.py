@@ -23,12 +23,13 @@ from psycopg_pool import ConnectionPool
 
 from lighthouse.logs import event
 from lighthouse.metrics import Metrics
-from lighthouse.web import api, statuspage
+from lighthouse.web import api, monitorpage, statuspage
 
 log = logging.getLogger("lighthouse.web")
 
 PAGE_CACHE_S = 5.0
 MONITOR_PREFIX = "/api/v1/monitors/"
+PAGE_PREFIX = "/monitors/"
 
 
 class NoSuchPage(LookupError):
@@ -97,6 +98,15 @@ class WebApp:
         with self.pool.connection() as conn:
             return api.monitor_document(conn, mid, self.days, self.live_states(), before,
                                         limit)
+
+    def monitor_page(self, monitor_id: str, query: str) -> bytes:
+        mid = api.parse_monitor_id(monitor_id)
+        before, limit = api.parse_monitor_query(query)
+        if self.pool is None:
+            raise RuntimeError("no database pool")
+        with self.pool.connection() as conn:
+            built = monitorpage.collect(conn, mid, self.days, self.live_states(), before, limit)
+        return monitorpage.render(built, self.title, self.days).encode()
 
     def _cached_page(self, page: int) -> tuple[float, statuspage.Page, bytes, bytes]:
         with self._page_lock:
@@ -213,6 +223,13 @@ class WebApp:
                                    "application/json")
                     elif path.startswith("/api/"):
                         self._api(path, query)
+                    elif path.startswith(PAGE_PREFIX) and "/" not in path[len(PAGE_PREFIX):]:
+                        try:
+                            html = app.monitor_page(path[len(PAGE_PREFIX):], query)
+                        except api.ApiError as exc:
+                            self._send(exc.status, f"{exc.message}\n".encode(), "text/plain")
+                            return
+                        self._send(200, html, "text/html; charset=utf-8")
                     elif path == "/metrics":
                         self._send(200, app.metrics.render(), app.metrics.content_type)
                     elif path in ("/", "/status"):

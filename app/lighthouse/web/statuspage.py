@@ -30,6 +30,10 @@ _env = jinja2.Environment(
 )
 
 
+def template(name: str) -> jinja2.Template:
+    return _env.get_template(name)
+
+
 def bar_color(uptime_pct: float | None) -> str:
     if uptime_pct is None:
         return "#d0d7de"  # no data
@@ -205,4 +209,4 @@ def render(page: Page, title: str, days: int = 90,
         "bar_w": BAR_W, "bar_h": BAR_H, "bars_width": days * (BAR_W + BAR_GAP) - BAR_GAP,
         "spark_w": SPARK_W, "spark_h": SPARK_H,
     }
-    return _env.get_template("status.html.j2").render(ctx)
+    return template("status.html.j2").render(ctx)
