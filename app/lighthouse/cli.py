@@ -19,7 +19,7 @@ import json
 import sys
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -251,6 +251,39 @@ def cmd_report(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_incident(cfg: Config, args: argparse.Namespace) -> int:
+    from lighthouse import incidents
+
+    with _connect(cfg) as conn:
+        if args.action == "note":
+            note = args.text.strip()
+            if not note or len(note) > 2000:
+                raise CliError("the note must be 1 to 2000 characters")
+            if not incidents.add_note(conn, args.id, note):
+                raise CliError(f"no incident {args.id}", EXIT_FAIL)
+            print(f"incident {args.id}: note saved")
+            return 0
+        monitor = find_monitor(conn, args.monitor)[0] if args.monitor else None
+        since = datetime.now(UTC) - timedelta(days=args.days)
+        listed = incidents.recent(conn, since, monitor, limit=args.limit)
+    now = datetime.now(UTC)
+    if args.json:
+        print(json.dumps([{"id": i.id, "monitor_id": str(i.subscription_id), "monitor": i.monitor,
+                           "started_at": i.started_at.isoformat(),
+                           "ended_at": i.ended_at.isoformat() if i.ended_at else None,
+                           "duration_s": round(i.duration_s(now)),
+                           "first_error_code": i.first_error_code, "first_error": i.first_error,
+                           "note": i.note} for i in listed], indent=1))
+        return 0
+    print(f"{'ID':>6}  {'MONITOR':<24} {'STARTED (UTC)':<19}  {'DURATION':>9}  STATE   CAUSE")
+    for i in listed:
+        mins = i.duration_s(now) / 60
+        print(f"{i.id:>6}  {i.monitor[:24]:<24} {i.started_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+              f"  {mins:>7.1f} m  {'open  ' if i.open else 'closed'}  "
+              f"{i.first_error_code or '-'}" + (f"  note: {i.note}" if i.note else ""))
+    return 0
+
+
 def cmd_migrate(cfg: Config, args: argparse.Namespace) -> int:
     from lighthouse.db.migrate import migrate
 
@@ -352,13 +385,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--days", type=_days, default=7, help="window in days (1-3650, default 7)")
     r.add_argument("--json", action="store_true", help="print JSON")
 
+    inc = sub.add_parser("incident", help="list incidents (outages) and annotate them",
+                         epilog=EXIT_CODES)
+    isub = inc.add_subparsers(dest="action", required=True)
+    il = isub.add_parser("list", help="open incidents first, then recent ones")
+    il.add_argument("--monitor", help="id or exact name")
+    il.add_argument("--days", type=_days, default=30, help="ended within (default 30 days)")
+    il.add_argument("--limit", type=int, default=50, help="at most (default 50)")
+    il.add_argument("--json", action="store_true", help="print JSON")
+    inote = isub.add_parser("note", help="set an incident's note (shown on the status page)")
+    inote.add_argument("id", type=int, help="incident id (from `incident list`)")
+    inote.add_argument("text", help="the note (replaces an earlier one)")
+
     g = sub.add_parser("migrate", help="apply database migrations", epilog=EXIT_CODES)
     g.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
     return p
 
 
 COMMANDS = {"run": cmd_run, "check": cmd_check, "monitors": cmd_monitors, "report": cmd_report,
-            "migrate": cmd_migrate}
+            "incident": cmd_incident, "migrate": cmd_migrate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from lighthouse.alerting.dispatch import AlertDispatcher
 from lighthouse.alerting.state import AlertPolicy
 from lighthouse.checks import CheckContext, run_check
 from lighthouse.config import Config, StartupError
+from lighthouse.incidents import IncidentLog
 from lighthouse.logs import event
 from lighthouse.metrics import Metrics
 from lighthouse.models import CheckResult, Monitor
@@ -73,6 +74,10 @@ class Prober:
         self.pool = ConnectionPool(dsn, min_size=0, max_size=cfg.database.pool_max,
                                    open=False, timeout=timeout, kwargs=conn_kwargs)
         self.dispatcher = AlertDispatcher(cfg.alerting, self.apool, self.ctx, self.metrics)
+        # health changes -> incidents table (status page, API, notes), whether or not alerts
+        # are sent
+        self.incidents = IncidentLog(self.apool, retry_s=cfg.storage.retry_interval_s)
+        self.policy.on_change = self.incidents.record
         self.web = WebApp(metrics=self.metrics, health=self.health, pool=self.pool,
                           title=cfg.http.title, days=cfg.http.status_days,
                           max_monitors=cfg.http.status_max_monitors,
@@ -96,12 +101,11 @@ class Prober:
 
     def on_result(self, monitor: Monitor, result: CheckResult) -> None:
         self.metrics.probes.observe(monitor, result)
-        if self.cfg.alerting.enabled:
-            alerts = self.policy.observe(monitor, result)
-            if alerts:
-                result.alert_triggered = True
-                for alert in alerts:
-                    self.dispatcher.submit(alert)
+        alerts = self.policy.observe(monitor, result)  # state (and incidents) always
+        if alerts and self.cfg.alerting.enabled:
+            result.alert_triggered = True
+            for alert in alerts:
+                self.dispatcher.submit(alert)
         self.writer.submit(result)
 
     def live_states(self) -> dict[str, str]:
@@ -141,7 +145,7 @@ class Prober:
             # and let the database catch up when it is back.
             await self._start_from_cache(str(exc))
             return
-        self._tasks.append(asyncio.create_task(self.writer.run(), name="lh-writer"))
+        self._start_writers()
         try:
             await self.source.initial_load()
         except Exception as exc:  # the source loop keeps retrying
@@ -179,6 +183,10 @@ class Prober:
               monitors_from=self.monitors_from,
               concurrency=self.cfg.scheduler.max_concurrency, http_port=self.http_port)
 
+    def _start_writers(self) -> None:
+        self._tasks.append(asyncio.create_task(self.writer.run(), name="lh-writer"))
+        self._tasks.append(asyncio.create_task(self.incidents.run(), name="lh-incidents"))
+
     def _start_database_tasks(self) -> None:
         self._tasks.append(asyncio.create_task(self.source.run(), name="lh-source"))
         if self.cfg.database.maintenance_interval_s > 0:
@@ -192,7 +200,7 @@ class Prober:
         self.monitors_from = "cache"
         event(log, "database unreachable at start-up; checking the cached monitors and "
               "spooling results", logging.WARNING, monitors=len(cached), reason=reason)
-        self._tasks.append(asyncio.create_task(self.writer.run(), name="lh-writer"))
+        self._start_writers()
         self._start_scheduler()
         self._tasks.append(asyncio.create_task(self._await_database(), name="lh-await-db"))
 
@@ -235,6 +243,9 @@ class Prober:
         summary = await self.scheduler.stop(grace)
         await self.dispatcher.close(grace)
         await self.writer.close()
+        self.incidents.stop()
+        with contextlib.suppress(Exception):  # database down: lost on exit, logged by flush
+            await asyncio.wait_for(self.incidents.flush(), timeout=max(1.0, grace))
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -281,6 +292,7 @@ class Prober:
                         "spool_rows": w.spool.rows, "spool_bytes": w.spool.size_bytes,
                         "spool_lost": w.spool.lost},
             "alerts": {"pending": self.dispatcher.pending, "sent": self.dispatcher.sent,
+                       "incidents_pending": self.incidents.pending,
                        "failed": self.dispatcher.failed},
         }
 

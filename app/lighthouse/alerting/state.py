@@ -22,6 +22,7 @@ import enum
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -62,6 +63,19 @@ class MonitorState:
     fast: int = 0
     latency_alerted: bool = False
     cert_level: int | None = None  # smallest threshold already alerted
+    first_bad: CheckResult | None = None  # first check of the current bad streak
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A monitor's health changed (what an incident records; flapping does not hide it).
+    down: `at` is the first failing check of the streak and `first_bad` that check;
+    up: `at` is the check that completed the recovery (also from unknown, so an incident
+    left open by a restart in the middle of an outage is closed)."""
+    subscription_id: uuid.UUID
+    health: Health
+    at: datetime
+    first_bad: CheckResult | None = None
 
 
 def _describe(result: CheckResult) -> str:
@@ -76,10 +90,12 @@ def _describe(result: CheckResult) -> str:
 
 
 class AlertPolicy:
-    def __init__(self, cfg: AlertingConfig, clock=time.monotonic) -> None:
+    def __init__(self, cfg: AlertingConfig, clock=time.monotonic,
+                 on_change: Callable[[Change], None] | None = None) -> None:
         self.cfg = cfg
         self.clock = clock
         self.states: dict[uuid.UUID, MonitorState] = {}
+        self.on_change = on_change
 
     def forget(self, monitor_id: uuid.UUID) -> None:
         self.states.pop(monitor_id, None)
@@ -96,9 +112,12 @@ class AlertPolicy:
         if good:
             s.oks += 1
             s.fails = 0
+            s.first_bad = None
         else:
             s.fails += 1
             s.oks = 0
+            if s.first_bad is None:
+                s.first_bad = result
         new = s.health
         if s.health is not Health.DOWN and s.fails >= self.cfg.failure_threshold:
             new = Health.DOWN
@@ -109,6 +128,9 @@ class AlertPolicy:
             if s.health is not Health.UNKNOWN:
                 s.transitions.append(now)
             s.health = new
+            if self.on_change is not None:
+                bad = s.first_bad if new is Health.DOWN else None
+                self.on_change(Change(monitor.id, new, bad.time if bad else result.time, bad))
         while s.transitions and now - s.transitions[0] > self.cfg.flap_window_s:
             s.transitions.popleft()
         s.flapping = len(s.transitions) > self.cfg.flap_max_transitions

@@ -30,10 +30,6 @@ class ApiError(Exception):
         self.message = message
 
 
-def _iso(t: datetime | None) -> str | None:
-    return None if t is None else t.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def _one(query: str, name: str) -> str | None:
     values = parse_qs(query, keep_blank_values=True).get(name)
     return values[-1] if values else None
@@ -84,10 +80,10 @@ def _summary(view: statuspage.MonitorView) -> dict[str, Any]:
 
 def status_document(page: statuspage.Page, title: str, days: int) -> dict[str, Any]:
     overall = "down" if page.down else "up" if page.total else "unknown"
-    return {"title": title, "generated_at": _iso(datetime.now(UTC)), "overall": overall,
-            "window_days": days, "total": page.total, "down": page.down,
+    return {"title": title, "generated_at": statuspage.iso_utc(datetime.now(UTC)),
+            "overall": overall, "window_days": days, "total": page.total, "down": page.down,
             "page": page.number, "pages": page.pages,
-            "monitors": [_summary(v) for v in page.views]}
+            "monitors": [_summary(v) for v in page.views], "incidents": page.incidents}
 
 
 def monitor_document(conn: psycopg.Connection, monitor_id: uuid.UUID, days: int,
@@ -107,7 +103,7 @@ def monitor_document(conn: psycopg.Connection, monitor_id: uuid.UUID, days: int,
         "id": str(m.id), "name": m.name, "type": m.type,
         "target": target_of(m) if public else None, "interval_s": m.interval_s,
         "state": statuspage.state_of(live.get(str(m.id)), last),
-        "last_check": _iso(last.time) if last else None, "window_days": days,
+        "last_check": statuspage.iso_utc(last.time) if last else None, "window_days": days,
         "uptime_pct": None if stats is None or stats.uptime_pct is None
         else round(stats.uptime_pct, 4),
         "latency_ms": {"p50": _rounded(stats, 0.5), "p95": _rounded(stats, 0.95)},
@@ -115,12 +111,14 @@ def monitor_document(conn: psycopg.Connection, monitor_id: uuid.UUID, days: int,
                    "uptime_pct": None if d.uptime_pct is None else round(d.uptime_pct, 4)}
                   for d in queries.daily_uptime(conn, m.id, days)],
         "recent_checks": [{
-            "time": _iso(c.time), "status": str(c.status), "latency_ms": c.latency_ms,
+            "time": statuspage.iso_utc(c.time), "status": str(c.status), "latency_ms": c.latency_ms,
             "http_status": c.http_status, "error_code": c.error_code,
             "error": c.error_message if public else None,
             "cert_days_left": c.cert_days_left} for c in checks],
+        "incidents": statuspage.incident_views(conn, datetime.now(UTC) - timedelta(days=days),
+                                               m.id),
         "next": (f"/api/v1/monitors/{m.id}?limit={limit}&before="
-                 f"{_iso(checks[-1].time)}") if more and checks else None,
+                 f"{statuspage.iso_utc(checks[-1].time)}") if more and checks else None,
     }
 
 
@@ -152,6 +150,18 @@ _CHECK = {
         "error_code": _NULLABLE_STR, "error": _NULLABLE_STR,
         "cert_days_left": {"type": ["integer", "null"]}},
 }
+_INCIDENT = {
+    "type": "object",
+    "required": ["id", "monitor_id", "monitor", "open", "started_at", "ended_at", "duration_s",
+                 "first_error_code", "first_error", "note"],
+    "properties": {
+        "id": {"type": "integer"}, "monitor_id": {"type": "string", "format": "uuid"},
+        "monitor": {"type": "string"}, "open": {"type": "boolean"},
+        "started_at": {"type": "string", "format": "date-time"},
+        "ended_at": {"type": ["string", "null"], "format": "date-time"},
+        "duration_s": {"type": "integer"}, "duration": {"type": "string"},
+        "first_error_code": _NULLABLE_STR, "first_error": _NULLABLE_STR, "note": _NULLABLE_STR},
+}
 _JSON = "application/json"
 
 
@@ -177,14 +187,15 @@ OPENAPI: dict[str, Any] = {
             "responses": _responses({
                 "type": "object",
                 "required": ["title", "generated_at", "overall", "window_days", "total",
-                             "down", "page", "pages", "monitors"],
+                             "down", "page", "pages", "monitors", "incidents"],
                 "properties": {
                     "title": {"type": "string"},
                     "generated_at": {"type": "string", "format": "date-time"},
                     "overall": _STATE, "window_days": {"type": "integer"},
                     "total": {"type": "integer"}, "down": {"type": "integer"},
                     "page": {"type": "integer"}, "pages": {"type": "integer"},
-                    "monitors": {"type": "array", "items": _SUMMARY}}}, 400, 404, 503)}},
+                    "monitors": {"type": "array", "items": _SUMMARY},
+                    "incidents": {"type": "array", "items": _INCIDENT}}}, 400, 404, 503)}},
         "/api/v1/monitors/{id}": {"get": {
             "operationId": "getMonitor",
             "summary": "One monitor: daily uptime, latency percentiles, recent checks",
@@ -199,7 +210,7 @@ OPENAPI: dict[str, Any] = {
                 "type": "object",
                 "required": ["id", "name", "type", "target", "interval_s", "state",
                              "last_check", "window_days", "uptime_pct", "latency_ms", "daily",
-                             "recent_checks", "next"],
+                             "recent_checks", "incidents", "next"],
                 "properties": {
                     "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"},
                     "type": {"type": "string"}, "target": _NULLABLE_STR,
@@ -215,6 +226,7 @@ OPENAPI: dict[str, Any] = {
                                        "successes": {"type": "integer"},
                                        "uptime_pct": _NULLABLE_NUM}}},
                     "recent_checks": {"type": "array", "items": _CHECK},
+                    "incidents": {"type": "array", "items": _INCIDENT},
                     "next": _NULLABLE_STR}}, 400, 404, 503)}},
         "/api/v1/openapi.json": {"get": {
             "operationId": "getOpenApi", "summary": "This document",

@@ -14,6 +14,7 @@ from typing import Any
 import jinja2
 import psycopg
 
+from lighthouse import incidents
 from lighthouse.db import queries
 from lighthouse.models import CheckResult, Monitor
 from lighthouse.redact import target_of
@@ -95,6 +96,38 @@ def sparkline(latencies: list[int]) -> tuple[str, int]:
 
 
 ORDER = "ORDER BY lower(name), id"
+INCIDENTS_SHOWN = 10
+
+
+def human_duration(seconds: float) -> str:
+    s = int(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def incident_views(conn: psycopg.Connection, since: datetime,
+                   monitor_id: uuid.UUID | None = None,
+                   limit: int = INCIDENTS_SHOWN) -> list[dict[str, Any]]:
+    """Open incidents first, then those ended since `since`: what visitors may see (the error
+    text only for public-target monitors; the error code and the operator's note always)."""
+    found = incidents.recent(conn, since, monitor_id, limit)
+    public = public_targets(conn, list({i.subscription_id for i in found}))
+    now = datetime.now(UTC)
+    return [{"id": i.id, "monitor_id": str(i.subscription_id), "monitor": i.monitor,
+             "open": i.open, "started_at": iso_utc(i.started_at), "ended_at": iso_utc(i.ended_at),
+             "duration_s": round(i.duration_s(now)), "duration": human_duration(i.duration_s(now)),
+             "first_error_code": i.first_error_code,
+             "first_error": i.first_error if i.subscription_id in public else None,
+             "note": i.note} for i in found]
+
+
+def iso_utc(t: datetime | None) -> str | None:
+    return None if t is None else t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -106,6 +139,7 @@ class Page:
     down: int  # of those, down now (on any page)
     number: int = 1
     per_page: int = 200
+    incidents: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def pages(self) -> int:
@@ -168,7 +202,8 @@ def collect(conn: psycopg.Connection, days: int = 90, health: dict[str, str] | N
     latest = queries.latest_checks(conn, [
         i for i in every if i in shown or live.get(str(i), "unknown") == "unknown"])
     down = sum(state_of(live.get(str(i)), latest.get(i)) == "down" for i in every)
-    result = Page([], total=len(every), down=down, number=page, per_page=limit)
+    result = Page([], total=len(every), down=down, number=page, per_page=limit,
+                  incidents=incident_views(conn, datetime.now(UTC) - timedelta(days=days)))
     if not on_page:
         return result
     monitors = active_monitors(conn, on_page)
@@ -192,8 +227,7 @@ def collect(conn: psycopg.Connection, days: int = 90, health: dict[str, str] | N
             p95_ms=f"{p95:.0f} ms" if p95 is not None else "-",
             bars=bars_for(bars[m.id]),
             spark_points=points, spark_max_ms=top, spark_last_ms=lat[-1] if lat else None,
-            last_check_at=last.time.astimezone(UTC).isoformat().replace("+00:00", "Z")
-            if last else None,
+            last_check_at=iso_utc(last.time) if last else None,
             uptime_pct=round(s.uptime_pct, 4) if s and s.uptime_pct is not None else None,
             p95=round(p95, 1) if p95 is not None else None))
     return result

@@ -139,3 +139,33 @@ def test_every_operation_conforms_to_the_openapi_document(served, case):
             uuid.UUID(int=0)):
         case.path_parameters["id"] = str(public)  # reach the 200 path too
     case.call_and_validate(base_url=base, timeout=10)
+
+
+def test_incidents_open_first_with_notes_and_error_texts_only_where_public(served, lh_dsn):
+    base, public, private = served
+    with psycopg.connect(lh_dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO incidents (subscription_id, started_at, ended_at, "
+                     "first_error_code, first_error, note) VALUES (%s, now() - interval '3 h', "
+                     "now() - interval '2 h', 'status', 'HTTP 503 from the origin', "
+                     "'CDN purge went wrong')", (public,))
+        conn.execute("INSERT INTO incidents (subscription_id, started_at, first_error_code, "
+                     "first_error) VALUES (%s, now() - interval '10 minutes', 'refused', %s)",
+                     (private, f"connection to {HIDDEN_HOST}:5432 refused"))
+    _, doc = get(base, "/api/v1/status")
+    opened, closed = doc["incidents"]
+    assert (opened["monitor"], opened["open"], opened["first_error_code"]) == (
+        "Internal db", True, "refused")
+    assert opened["first_error"] is None and 590 <= opened["duration_s"] <= 700
+    assert closed["open"] is False and closed["duration_s"] == 3600
+    assert closed["first_error"] == "HTTP 503 from the origin"
+    assert closed["note"] == "CDN purge went wrong"
+    _, mine = get(base, f"/api/v1/monitors/{private}")
+    assert [i["id"] for i in mine["incidents"]] == [opened["id"]]
+    with urllib.request.urlopen(base + "/", timeout=10) as resp:  # noqa: S310 - loopback
+        html = resp.read().decode()
+    assert html.index(f'id="incident-{opened["id"]}"') < html.index(
+        f'id="incident-{closed["id"]}"') and "ongoing" in html and "CDN purge went wrong" in html
+    with urllib.request.urlopen(f"{base}/monitors/{public}", timeout=10) as resp:  # noqa: S310
+        page = resp.read().decode()
+    assert "down 1 h 0 min" in page and "HTTP 503 from the origin" in page
+    assert HIDDEN_HOST not in html and HIDDEN_HOST not in json.dumps(doc)

@@ -74,3 +74,26 @@ def test_unreachable_database_is_a_clear_error(monkeypatch, capsys):
     assert main(["monitors", "list"]) == 3
     err = capsys.readouterr().err
     assert "127.0.0.1:1" in err and "pw" not in err.replace("postgresql", "")
+
+
+def test_incident_list_and_note(cli, lh_dsn):
+    import psycopg
+
+    code, out, _ = cli("monitors", "add", "shop", "https://shop.example/")
+    mid = out.strip()
+    with psycopg.connect(lh_dsn, autocommit=True) as conn:
+        iid = conn.execute("INSERT INTO incidents (subscription_id, started_at, ended_at, "
+                           "first_error_code) VALUES (%s, now() - interval '1 hour', "
+                           "now() - interval '50 minutes', 'status') RETURNING id",
+                           (mid,)).fetchone()[0]
+    code, out, _ = cli("incident", "list", "--json", "--monitor", "shop")
+    (listed,) = json.loads(out)
+    assert code == 0 and listed["id"] == iid and listed["duration_s"] == 600
+    assert listed["note"] is None and listed["first_error_code"] == "status"
+    assert cli("incident", "note", str(iid), "CDN misconfiguration, rolled back")[0] == 0
+    code, out, _ = cli("incident", "list")
+    assert code == 0 and "note: CDN misconfiguration, rolled back" in out and "closed" in out
+    code, _, err = cli("incident", "note", "999999", "x")
+    assert code == 1 and "no incident 999999" in err
+    code, _, err = cli("incident", "note", str(iid), "  ")
+    assert code == 2 and "1 to 2000 characters" in err

@@ -89,6 +89,14 @@ def test_failures_raise_one_downtime_alert_then_recovery(lh_dsn, tmp_path):
     assert flagged == 2  # the 3rd failure and the 2nd success carried the alerts
     assert scalar(lh_dsn, "SELECT count(*) FROM check_history WHERE subscription_id = %s",
                   (sid,)) == len(seen)
+    # one incident: from the first failing check to the check that completed the recovery
+    with psycopg.connect(lh_dsn) as conn:
+        incidents = conn.execute("SELECT started_at, ended_at, first_error_code FROM incidents "
+                                 "WHERE subscription_id = %s", (sid,)).fetchall()
+        times = [r[0] for r in conn.execute(
+            "SELECT time FROM check_history WHERE subscription_id = %s ORDER BY time",
+            (sid,)).fetchall()]
+    assert incidents == [(times[2], times[7], "status")]
 
 
 @pytest.fixture(scope="module")

@@ -111,3 +111,27 @@ def test_alert_text_names_monitor_target_and_error():
     assert alert.severity == "critical"
     assert "api" in alert.title and "https://api.example.com/" in alert.message
     assert "HTTP 503" in alert.message and "expected 200" in alert.message
+
+
+def test_health_changes_are_reported_for_incidents_with_the_first_bad_check():
+    """down: dated at the first failing check of the streak, carrying it; up: at the check that
+    completed the recovery. Flapping holds alerts back, not incidents."""
+    policy, mon, clock = setup(failure_threshold=3, success_threshold=2,
+                               flap_window_s=600, flap_max_transitions=1)
+    changes = []
+    policy.on_change = changes.append
+    results = []
+    for st in ["success", "success", "failure", "failure", "failure", "success", "success",
+               "failure", "failure", "failure"]:
+        clock.t += 60
+        r = CheckResult(mon.id, datetime.now(UTC), Status(st),
+                        error_code=None if st == "success" else f"e{len(results)}")
+        results.append(r)
+        policy.observe(mon, r)
+    assert [(c.health, c.at) for c in changes] == [
+        (Health.UP, results[1].time),  # unknown -> up (closes what a restart left open)
+        (Health.DOWN, results[2].time), (Health.UP, results[6].time),
+        (Health.DOWN, results[7].time)]
+    assert changes[1].first_bad is results[2] and changes[1].first_bad.error_code == "e2"
+    assert changes[3].first_bad.error_code == "e7"
+    assert policy.states[mon.id].flapping  # the second outage was not alerted, but recorded
