@@ -105,9 +105,12 @@ def test_the_page_in_headless_chromium_at_desktop_and_phone_widths(site, tmp_pat
     dom = chromium(tmp_path, "--dump-dom", url)
     assert 'id="state">down<' in dom and "Response time per day" in dom
     shots = {}
-    for name, size in (("monitor-page.png", "1200,1100"), ("monitor-page-phone.png", "390,1400")):
+    for name, size, extra in (("monitor-page.png", "1200,1100", ()),
+                              ("monitor-page-phone.png", "390,1400", ()),
+                              ("monitor-page-dark.png", "1200,1100",
+                               ("--blink-settings=preferredColorScheme=0",))):
         shots[name] = tmp_path / name
-        chromium(tmp_path, f"--screenshot={shots[name]}", f"--window-size={size}", url)
+        chromium(tmp_path, f"--screenshot={shots[name]}", f"--window-size={size}", *extra, url)
         png = shots[name].read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 15_000
     if os.environ.get("LIGHTHOUSE_UPDATE_SCREENSHOTS") == "1":
