@@ -81,7 +81,8 @@ class Prober:
         self.web = WebApp(metrics=self.metrics, health=self.health, pool=self.pool,
                           title=cfg.http.title, days=cfg.http.status_days,
                           max_monitors=cfg.http.status_max_monitors,
-                          live_states=self.live_states)
+                          live_states=self.live_states,
+                          public_url=cfg.alerting.status_page_url)
         self.watchdog = Watchdog(cfg.scheduler.stall_exit_s, lambda: self.scheduler.last_tick)
         self.http_port: int | None = None
         self._tasks: list[asyncio.Task[Any]] = []

@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -23,13 +24,14 @@ from psycopg_pool import ConnectionPool
 
 from lighthouse.logs import event
 from lighthouse.metrics import Metrics
-from lighthouse.web import api, monitorpage, statuspage
+from lighthouse.web import api, badges, monitorpage, statuspage
 
 log = logging.getLogger("lighthouse.web")
 
 PAGE_CACHE_S = 5.0
 MONITOR_PREFIX = "/api/v1/monitors/"
 PAGE_PREFIX = "/monitors/"
+BADGE_PREFIX = "/badge/"
 
 
 class NoSuchPage(LookupError):
@@ -66,7 +68,8 @@ class WebApp:
     def __init__(self, *, metrics: Metrics, health: Callable[[], dict[str, Any]],
                  pool: ConnectionPool | None, title: str = "Lighthouse status",
                  days: int = 90, max_monitors: int = 200,
-                 live_states: Callable[[], dict[str, str]] | None = None) -> None:
+                 live_states: Callable[[], dict[str, str]] | None = None,
+                 public_url: str = "") -> None:
         self.metrics = metrics
         self.health = health
         self.pool = pool
@@ -74,6 +77,8 @@ class WebApp:
         self.days = days
         self.max_monitors = max_monitors
         self.live_states = live_states or dict
+        self.public_url = public_url.rstrip("/")  # absolute links in the feed when known
+        self._badges: dict[tuple[uuid.UUID, str], tuple[float, bytes]] = {}
         # page number -> (built at, collected page, html, gzipped html)
         self._pages: dict[int, tuple[float, statuspage.Page, bytes, bytes]] = {}
         self._page_lock = threading.Lock()
@@ -107,6 +112,29 @@ class WebApp:
         with self.pool.connection() as conn:
             built = monitorpage.collect(conn, mid, self.days, self.live_states(), before, limit)
         return monitorpage.render(built, self.title, self.days).encode()
+
+    def badge(self, monitor_id: str, kind: str) -> bytes:
+        """A monitor's badge, rebuilt at most every PAGE_CACHE_S (READMEs embed them: every
+        view of the README is a request here)."""
+        mid = api.parse_monitor_id(monitor_id)
+        now = time.monotonic()
+        hit = self._badges.get((mid, kind))
+        if hit and now - hit[0] < PAGE_CACHE_S:
+            return hit[1]
+        if self.pool is None:
+            raise RuntimeError("no database pool")
+        with self.pool.connection() as conn:
+            body = badges.badge(conn, mid, kind, self.days, self.live_states()).encode()
+        if len(self._badges) > 10_000:  # only known monitors get here; keep it bounded anyway
+            self._badges.clear()
+        self._badges[(mid, kind)] = (now, body)
+        return body
+
+    def incident_feed(self) -> bytes:
+        if self.pool is None:
+            raise RuntimeError("no database pool")
+        with self.pool.connection() as conn:
+            return badges.feed(conn, self.title, self.public_url, self.days)
 
     def _cached_page(self, page: int) -> tuple[float, statuspage.Page, bytes, bytes]:
         with self._page_lock:
@@ -223,6 +251,16 @@ class WebApp:
                                    "application/json")
                     elif path.startswith("/api/"):
                         self._api(path, query)
+                    elif path == "/feed.atom":
+                        self._send(200, app.incident_feed(), "application/atom+xml")
+                    elif path.startswith(BADGE_PREFIX):
+                        mid, _, kind = path[len(BADGE_PREFIX):].partition("/")
+                        try:
+                            body = app.badge(mid, kind.removesuffix(".svg"))
+                        except api.ApiError as exc:
+                            self._send(exc.status, f"{exc.message}\n".encode(), "text/plain")
+                            return
+                        self._send(200, body, "image/svg+xml")
                     elif path.startswith(PAGE_PREFIX) and "/" not in path[len(PAGE_PREFIX):]:
                         try:
                             html = app.monitor_page(path[len(PAGE_PREFIX):], query)

@@ -169,3 +169,50 @@ def test_incidents_open_first_with_notes_and_error_texts_only_where_public(serve
         page = resp.read().decode()
     assert "down 1 h 0 min" in page and "HTTP 503 from the origin" in page
     assert HIDDEN_HOST not in html and HIDDEN_HOST not in json.dumps(doc)
+
+
+def test_badges_are_svg_with_the_values_the_page_shows(served):
+    import xml.etree.ElementTree as ET
+
+    base, public, private = served
+
+    def badge(mid, kind):
+        with urllib.request.urlopen(f"{base}/badge/{mid}/{kind}.svg", timeout=10) as resp:  # noqa: S310
+            assert resp.headers["Content-Type"] == "image/svg+xml"
+            root = ET.fromstring(resp.read())  # noqa: S314 - our own server
+        return [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")], root
+
+    texts, root = badge(private, "status")
+    assert texts == ["status", "down"] and root.get("aria-label") == "status: down"
+    assert badge(public, "status")[0] == ["status", "up"]
+    assert badge(public, "uptime")[0] == ["uptime 30d", f"{100 * 117 / 130:.2f}%"]
+    label, value = badge(public, "latency")[0]
+    assert label == "p95 30d" and value.endswith(" ms")
+    for path, code in ((f"/badge/{public}/nope.svg", 404), ("/badge/xyz/status.svg", 400),
+                       (f"/badge/{uuid.UUID(int=5)}/status.svg", 404)):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(base + path, timeout=10)  # noqa: S310 - loopback
+        assert err.value.code == code, path
+
+
+def test_the_atom_feed_lists_incidents_without_targets(served, lh_dsn):
+    import xml.etree.ElementTree as ET
+
+    base, public, private = served
+    with psycopg.connect(lh_dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO incidents (subscription_id, started_at, ended_at, "
+                     "first_error_code, first_error, note) VALUES (%s, now() - interval '2 h', "
+                     "now() - interval '1 h', 'refused', %s, 'failover')",
+                     (private, f"to {HIDDEN_HOST}"))
+    with urllib.request.urlopen(base + "/feed.atom", timeout=10) as resp:  # noqa: S310
+        assert resp.headers["Content-Type"] == "application/atom+xml"
+        body = resp.read()
+    atom = "{http://www.w3.org/2005/Atom}"
+    root = ET.fromstring(body)  # noqa: S314 - our own server on loopback
+    (entry,) = root.findall(f"{atom}entry")
+    assert entry.find(f"{atom}title").text == "Internal db down (resolved after 1 h 0 min)"
+    assert entry.find(f"{atom}link").get("href") == f"/monitors/{private}"
+    assert entry.find(f"{atom}id").text.startswith("tag:")
+    assert "Note: failover" in entry.find(f"{atom}summary").text
+    assert root.find(f"{atom}updated").text == entry.find(f"{atom}updated").text
+    assert HIDDEN_HOST.encode() not in body
