@@ -284,6 +284,72 @@ def cmd_incident(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _when(text: str) -> datetime:
+    """'now' or an ISO 8601 time with a UTC offset (argparse type)."""
+    if text == "now":
+        return datetime.now(UTC)
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time: {text!r} (ISO 8601, e.g. "
+                                         "2026-12-24T22:00+01:00, or 'now')") from None
+    if t.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset (add Z or +01:00)")
+    return t
+
+
+def _span(text: str) -> timedelta:
+    """A duration: 90m, 2h, 1d (argparse type)."""
+    units = {"m": 60, "h": 3600, "d": 86400}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or int(text[:-1]) < 1:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90m, 2h, 1d)")
+    return timedelta(seconds=int(text[:-1]) * units[text[-1]])
+
+
+def cmd_maintenance(cfg: Config, args: argparse.Namespace) -> int:
+    from lighthouse import maintenance_windows as mw
+
+    with _connect(cfg) as conn:
+        if args.action == "add":
+            if bool(args.monitor) == bool(args.all):
+                raise CliError("give --monitor M or --all")
+            if (args.to is None) == (args.duration is None):
+                raise CliError("give --to TIME or --for DURATION")
+            ends = args.to if args.to is not None else args.start + args.duration
+            if ends <= args.start:
+                raise CliError(f"the window ends ({ends.isoformat()}) before it starts")
+            if ends <= datetime.now(UTC):
+                raise CliError(f"the window is over already (ends {ends.isoformat()})")
+            if len(args.note) > 2000:
+                raise CliError("the note must be at most 2000 characters")
+            mid, name = (find_monitor(conn, args.monitor)[:2] if args.monitor
+                         else (None, "every monitor"))
+            wid = mw.add(conn, mid, args.start, ends, args.note)
+            print(f"maintenance {wid}: {name}, {args.start.astimezone(UTC):%Y-%m-%d %H:%M} to "
+                  f"{ends.astimezone(UTC):%Y-%m-%d %H:%M} UTC; alerts held, checks still run")
+            return 0
+        if args.action == "remove":
+            if not mw.remove(conn, args.id):
+                raise CliError(f"no maintenance window {args.id}", EXIT_FAIL)
+            print(f"maintenance {args.id} removed")
+            return 0
+        windows = mw.current_and_upcoming(conn)
+    if args.json:
+        print(json.dumps([{"id": w.id, "monitor_id": str(w.subscription_id)
+                           if w.subscription_id else None, "monitor": w.monitor,
+                           "starts_at": w.starts_at.isoformat(), "ends_at": w.ends_at.isoformat(),
+                           "note": w.note} for w in windows], indent=1))
+        return 0
+    now = datetime.now(UTC)
+    print(f"{'ID':>5}  {'MONITOR':<24} {'FROM (UTC)':<16}  {'TO (UTC)':<16}  STATE     NOTE")
+    for w in windows:
+        print(f"{w.id:>5}  {(w.monitor or '(all)')[:24]:<24} "
+              f"{w.starts_at.astimezone(UTC):%Y-%m-%d %H:%M}  "
+              f"{w.ends_at.astimezone(UTC):%Y-%m-%d %H:%M}  "
+              f"{'active  ' if w.active(now) else 'upcoming'}  {w.note}")
+    return 0
+
+
 def cmd_migrate(cfg: Config, args: argparse.Namespace) -> int:
     from lighthouse.db.migrate import migrate
 
@@ -397,13 +463,29 @@ def build_parser() -> argparse.ArgumentParser:
     inote.add_argument("id", type=int, help="incident id (from `incident list`)")
     inote.add_argument("text", help="the note (replaces an earlier one)")
 
+    mt = sub.add_parser("maintenance", help="planned maintenance: alerts held, visitors told",
+                        epilog=EXIT_CODES)
+    msub2 = mt.add_subparsers(dest="action", required=True)
+    ma = msub2.add_parser("add", help="add a window (checks still run and are stored)")
+    ma.add_argument("--monitor", help="id or exact name")
+    ma.add_argument("--all", action="store_true", help="every monitor")
+    ma.add_argument("--from", dest="start", type=_when, default="now",
+                    help="start: ISO 8601 with offset, or 'now' (default)")
+    ma.add_argument("--to", type=_when, help="end: ISO 8601 with offset")
+    ma.add_argument("--for", dest="duration", type=_span, help="or a duration: 90m, 2h, 1d")
+    ma.add_argument("--note", default="", help="shown to visitors on the status page")
+    ml = msub2.add_parser("list", help="active and upcoming windows")
+    ml.add_argument("--json", action="store_true", help="print JSON")
+    mr = msub2.add_parser("remove", help="remove a window (alerts resume)")
+    mr.add_argument("id", type=int)
+
     g = sub.add_parser("migrate", help="apply database migrations", epilog=EXIT_CODES)
     g.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
     return p
 
 
 COMMANDS = {"run": cmd_run, "check": cmd_check, "monitors": cmd_monitors, "report": cmd_report,
-            "incident": cmd_incident, "migrate": cmd_migrate}
+            "incident": cmd_incident, "maintenance": cmd_maintenance, "migrate": cmd_migrate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,6 +27,7 @@ from lighthouse.checks import CheckContext, run_check
 from lighthouse.config import Config, StartupError
 from lighthouse.incidents import IncidentLog
 from lighthouse.logs import event
+from lighthouse.maintenance_windows import MaintenanceSchedule
 from lighthouse.metrics import Metrics
 from lighthouse.models import CheckResult, Monitor
 from lighthouse.monitor_cache import FILENAME as CACHE_FILENAME
@@ -78,6 +79,8 @@ class Prober:
         # are sent
         self.incidents = IncidentLog(self.apool, retry_s=cfg.storage.retry_interval_s)
         self.policy.on_change = self.incidents.record
+        self.maintenance = MaintenanceSchedule(self.apool)
+        self.policy.muted = self.maintenance.muted  # alerts held in maintenance windows
         self.web = WebApp(metrics=self.metrics, health=self.health, pool=self.pool,
                           title=cfg.http.title, days=cfg.http.status_days,
                           max_monitors=cfg.http.status_max_monitors,
@@ -190,6 +193,7 @@ class Prober:
 
     def _start_database_tasks(self) -> None:
         self._tasks.append(asyncio.create_task(self.source.run(), name="lh-source"))
+        self._tasks.append(asyncio.create_task(self.maintenance.run(), name="lh-windows"))
         if self.cfg.database.maintenance_interval_s > 0:
             self._tasks.append(asyncio.create_task(self._maintenance(), name="lh-maint"))
 
@@ -239,7 +243,7 @@ class Prober:
         await self.watchdog.stop()  # the scheduler stops ticking now; TimeoutStopSec takes over
         self.source.stop()
         for task in self._tasks:
-            if task.get_name() in ("lh-source", "lh-maint", "lh-await-db"):
+            if task.get_name() in ("lh-source", "lh-maint", "lh-await-db", "lh-windows"):
                 task.cancel()
         summary = await self.scheduler.stop(grace)
         await self.dispatcher.close(grace)

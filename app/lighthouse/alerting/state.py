@@ -91,11 +91,15 @@ def _describe(result: CheckResult) -> str:
 
 class AlertPolicy:
     def __init__(self, cfg: AlertingConfig, clock=time.monotonic,
-                 on_change: Callable[[Change], None] | None = None) -> None:
+                 on_change: Callable[[Change], None] | None = None,
+                 muted: Callable[[uuid.UUID, datetime], bool] | None = None) -> None:
         self.cfg = cfg
         self.clock = clock
         self.states: dict[uuid.UUID, MonitorState] = {}
         self.on_change = on_change
+        # In a maintenance window: state is tracked, nothing is sent; afterwards the current
+        # state is sent once if it differs from the last one sent (as after flapping).
+        self.muted = muted
 
     def forget(self, monitor_id: uuid.UUID) -> None:
         self.states.pop(monitor_id, None)
@@ -134,7 +138,8 @@ class AlertPolicy:
         while s.transitions and now - s.transitions[0] > self.cfg.flap_window_s:
             s.transitions.popleft()
         s.flapping = len(s.transitions) > self.cfg.flap_max_transitions
-        if not s.flapping and s.health is not s.notified:
+        muted = self.muted is not None and self.muted(monitor.id, result.time)
+        if not s.flapping and not muted and s.health is not s.notified:
             alert = self._state_alert(monitor, result, s)
             if alert is not None:
                 alerts.append(alert)
@@ -142,7 +147,7 @@ class AlertPolicy:
         if good and result.status is Status.SUCCESS:
             alerts.extend(self._latency(monitor, result, s))
         alerts.extend(self._cert(monitor, result, s))
-        return alerts
+        return [] if muted else alerts  # latency/cert state advances; their alerts are held
 
     def _state_alert(self, monitor: Monitor, result: CheckResult,
                      s: MonitorState) -> Alert | None:

@@ -83,7 +83,8 @@ def status_document(page: statuspage.Page, title: str, days: int) -> dict[str, A
     return {"title": title, "generated_at": statuspage.iso_utc(datetime.now(UTC)),
             "overall": overall, "window_days": days, "total": page.total, "down": page.down,
             "page": page.number, "pages": page.pages,
-            "monitors": [_summary(v) for v in page.views], "incidents": page.incidents}
+            "monitors": [_summary(v) for v in page.views], "incidents": page.incidents,
+            "maintenance": page.maintenance}
 
 
 def monitor_document(conn: psycopg.Connection, monitor_id: uuid.UUID, days: int,
@@ -117,6 +118,7 @@ def monitor_document(conn: psycopg.Connection, monitor_id: uuid.UUID, days: int,
             "cert_days_left": c.cert_days_left} for c in checks],
         "incidents": statuspage.incident_views(conn, datetime.now(UTC) - timedelta(days=days),
                                                m.id),
+        "maintenance": statuspage.maintenance_views(conn, m.id),
         "next": (f"/api/v1/monitors/{m.id}?limit={limit}&before="
                  f"{statuspage.iso_utc(checks[-1].time)}") if more and checks else None,
     }
@@ -162,6 +164,15 @@ _INCIDENT = {
         "duration_s": {"type": "integer"}, "duration": {"type": "string"},
         "first_error_code": _NULLABLE_STR, "first_error": _NULLABLE_STR, "note": _NULLABLE_STR},
 }
+_WINDOW = {
+    "type": "object",
+    "required": ["id", "monitor_id", "monitor", "starts_at", "ends_at", "active", "note"],
+    "properties": {
+        "id": {"type": "integer"}, "monitor_id": {"type": ["string", "null"], "format": "uuid"},
+        "monitor": _NULLABLE_STR, "starts_at": {"type": "string", "format": "date-time"},
+        "ends_at": {"type": "string", "format": "date-time"}, "active": {"type": "boolean"},
+        "note": {"type": "string"}},
+}
 _JSON = "application/json"
 
 
@@ -187,7 +198,7 @@ OPENAPI: dict[str, Any] = {
             "responses": _responses({
                 "type": "object",
                 "required": ["title", "generated_at", "overall", "window_days", "total",
-                             "down", "page", "pages", "monitors", "incidents"],
+                             "down", "page", "pages", "monitors", "incidents", "maintenance"],
                 "properties": {
                     "title": {"type": "string"},
                     "generated_at": {"type": "string", "format": "date-time"},
@@ -195,7 +206,8 @@ OPENAPI: dict[str, Any] = {
                     "total": {"type": "integer"}, "down": {"type": "integer"},
                     "page": {"type": "integer"}, "pages": {"type": "integer"},
                     "monitors": {"type": "array", "items": _SUMMARY},
-                    "incidents": {"type": "array", "items": _INCIDENT}}}, 400, 404, 503)}},
+                    "incidents": {"type": "array", "items": _INCIDENT},
+                    "maintenance": {"type": "array", "items": _WINDOW}}}, 400, 404, 503)}},
         "/api/v1/monitors/{id}": {"get": {
             "operationId": "getMonitor",
             "summary": "One monitor: daily uptime, latency percentiles, recent checks",
@@ -210,7 +222,7 @@ OPENAPI: dict[str, Any] = {
                 "type": "object",
                 "required": ["id", "name", "type", "target", "interval_s", "state",
                              "last_check", "window_days", "uptime_pct", "latency_ms", "daily",
-                             "recent_checks", "incidents", "next"],
+                             "recent_checks", "incidents", "maintenance", "next"],
                 "properties": {
                     "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"},
                     "type": {"type": "string"}, "target": _NULLABLE_STR,
@@ -227,6 +239,7 @@ OPENAPI: dict[str, Any] = {
                                        "uptime_pct": _NULLABLE_NUM}}},
                     "recent_checks": {"type": "array", "items": _CHECK},
                     "incidents": {"type": "array", "items": _INCIDENT},
+                    "maintenance": {"type": "array", "items": _WINDOW},
                     "next": _NULLABLE_STR}}, 400, 404, 503)}},
         "/api/v1/openapi.json": {"get": {
             "operationId": "getOpenApi", "summary": "This document",

@@ -14,7 +14,7 @@ from typing import Any
 import jinja2
 import psycopg
 
-from lighthouse import incidents
+from lighthouse import incidents, maintenance_windows
 from lighthouse.db import queries
 from lighthouse.models import CheckResult, Monitor
 from lighthouse.redact import target_of
@@ -126,6 +126,17 @@ def incident_views(conn: psycopg.Connection, since: datetime,
              "note": i.note} for i in found]
 
 
+def maintenance_views(conn: psycopg.Connection, monitor_id: uuid.UUID | None = None
+                      ) -> list[dict[str, Any]]:
+    """Active and upcoming maintenance windows (all of them, or those covering one monitor)."""
+    now = datetime.now(UTC)
+    return [{"id": w.id, "monitor_id": str(w.subscription_id) if w.subscription_id else None,
+             "monitor": w.monitor, "starts_at": iso_utc(w.starts_at),
+             "ends_at": iso_utc(w.ends_at), "active": w.active(now), "note": w.note}
+            for w in maintenance_windows.current_and_upcoming(conn, now)
+            if monitor_id is None or w.subscription_id in (None, monitor_id)]
+
+
 def iso_utc(t: datetime | None) -> str | None:
     return None if t is None else t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -140,6 +151,7 @@ class Page:
     number: int = 1
     per_page: int = 200
     incidents: list[dict[str, Any]] = field(default_factory=list)
+    maintenance: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def pages(self) -> int:
@@ -203,7 +215,8 @@ def collect(conn: psycopg.Connection, days: int = 90, health: dict[str, str] | N
         i for i in every if i in shown or live.get(str(i), "unknown") == "unknown"])
     down = sum(state_of(live.get(str(i)), latest.get(i)) == "down" for i in every)
     result = Page([], total=len(every), down=down, number=page, per_page=limit,
-                  incidents=incident_views(conn, datetime.now(UTC) - timedelta(days=days)))
+                  incidents=incident_views(conn, datetime.now(UTC) - timedelta(days=days)),
+                  maintenance=maintenance_views(conn))
     if not on_page:
         return result
     monitors = active_monitors(conn, on_page)

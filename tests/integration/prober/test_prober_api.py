@@ -216,3 +216,29 @@ def test_the_atom_feed_lists_incidents_without_targets(served, lh_dsn):
     assert "Note: failover" in entry.find(f"{atom}summary").text
     assert root.find(f"{atom}updated").text == entry.find(f"{atom}updated").text
     assert HIDDEN_HOST.encode() not in body
+
+
+def test_maintenance_is_shown_to_visitors_and_in_the_api(served, lh_dsn):
+    from datetime import UTC, datetime, timedelta
+
+    from lighthouse import maintenance_windows as mw
+
+    base, public, private = served
+    now = datetime.now(UTC)
+    with psycopg.connect(lh_dsn, autocommit=True) as conn:
+        active = mw.add(conn, private, now - timedelta(minutes=5), now + timedelta(hours=1),
+                        "storage migration")
+        upcoming = mw.add(conn, None, now + timedelta(days=2), now + timedelta(days=2, hours=1),
+                          "")
+        mw.add(conn, public, now - timedelta(hours=3), now - timedelta(hours=2), "over")
+    _, doc = get(base, "/api/v1/status")
+    assert [(w["id"], w["active"]) for w in doc["maintenance"]] == [(active, True),
+                                                                    (upcoming, False)]
+    _, mine = get(base, f"/api/v1/monitors/{public}")
+    assert [w["id"] for w in mine["maintenance"]] == [upcoming]  # the all-monitors one only
+    with urllib.request.urlopen(base + "/", timeout=10) as resp:  # noqa: S310 - loopback
+        html = resp.read().decode()
+    assert f'id="maintenance-{active}"' in html and "Maintenance in progress" in html
+    assert "storage migration" in html and "Planned maintenance" in html
+    with urllib.request.urlopen(f"{base}/monitors/{private}", timeout=10) as resp:  # noqa: S310
+        assert "storage migration" in resp.read().decode()

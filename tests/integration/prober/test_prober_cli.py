@@ -97,3 +97,33 @@ def test_incident_list_and_note(cli, lh_dsn):
     assert code == 1 and "no incident 999999" in err
     code, _, err = cli("incident", "note", str(iid), "  ")
     assert code == 2 and "1 to 2000 characters" in err
+
+
+def test_maintenance_add_list_remove(cli, lh_dsn):
+    cli("monitors", "add", "shop", "https://shop.example/")
+    code, out, _ = cli("maintenance", "add", "--monitor", "shop", "--for", "2h",
+                       "--note", "database upgrade")
+    assert code == 0 and "alerts held, checks still run" in out
+    wid = int(out.split()[1].rstrip(":"))
+    assert cli("maintenance", "add", "--all", "--from", "2030-01-01T22:00+01:00",
+               "--to", "2030-01-02T02:00+01:00")[0] == 0
+    code, out, _ = cli("maintenance", "list", "--json")
+    windows = json.loads(out)
+    assert [(w["monitor"], w["note"]) for w in windows] == [("shop", "database upgrade"),
+                                                            (None, "")]
+    assert windows[1]["starts_at"] == "2030-01-01T21:00:00+00:00"
+    code, out, _ = cli("maintenance", "list")
+    assert "active" in out and "upcoming" in out and "(all)" in out
+    for argv, says in ((["--monitor", "shop", "--all", "--for", "1h"], "--monitor M or --all"),
+                       (["--all"], "--to TIME or --for DURATION"),
+                       (["--all", "--from", "2020-01-01T00:00Z", "--for", "1h"], "over already"),
+                       (["--all", "--from", "2030-01-01T00:00Z", "--to", "2029-01-01T00:00Z"],
+                        "before it starts")):
+        code, _, err = cli("maintenance", "add", *argv)
+        assert code == 2 and says in err, (argv, err)
+    with pytest.raises(SystemExit) as exit_:  # argparse: a time without an offset
+        cli("maintenance", "add", "--all", "--from", "2030-01-01T00:00", "--for", "1h")
+    assert exit_.value.code == 2
+    assert cli("maintenance", "remove", str(wid))[0] == 0
+    assert cli("maintenance", "remove", str(wid))[0] == 1
+    assert len(json.loads(cli("maintenance", "list", "--json")[1])) == 1

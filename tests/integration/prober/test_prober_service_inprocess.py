@@ -8,7 +8,7 @@ import io
 import json
 import urllib.request
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -260,3 +260,49 @@ def test_a_real_check_reaches_metrics_under_blackbox_names(lh_dsn, tmp_path):
     assert {s.labels["phase"] for s in samples["probe_http_duration_seconds"]} >= {"connect",
                                                                                    "ttfb"}
     assert "process_resident_memory_bytes" in text and "lighthouse_build_info{" in text
+
+
+def test_a_maintenance_window_in_the_database_holds_the_alert_until_it_is_removed(lh_dsn,
+                                                                                   tmp_path):
+    """maintenance_windows row -> the prober's schedule -> the state machine: failures inside
+    the window are checked and stored but page nobody; removing the window sends one alert."""
+    from lighthouse import maintenance_windows as mw
+
+    rec = Recorder()
+    sid = add_monitor(lh_dsn, "db upgrade", {"url": "https://db.example/"})
+    add_channel(lh_dsn, sid, "webhook", {"url": f"{rec.url}/hook"})
+    with psycopg.connect(lh_dsn, autocommit=True) as conn:
+        wid = mw.add(conn, sid, datetime.now(UTC) - timedelta(minutes=1),
+                     datetime.now(UTC) + timedelta(hours=1), "PostgreSQL 17.7")
+    seen: list[int] = []
+
+    async def check(m: Monitor) -> CheckResult:
+        seen.append(1)
+        return CheckResult(m.id, datetime.now(UTC), Status.FAILURE, error_code="status")
+
+    async def main():
+        prober = Prober(config(lh_dsn, tmp_path), check=check)
+        prober.maintenance.reload_s = 0.2
+        await prober.start()
+        assert await wait_until(lambda: prober.maintenance.windows)
+        prober.scheduler.upsert(Monitor(sid, "db upgrade", "http", {"url": "https://db.example/"},
+                                        1), run_now=True)
+        assert await wait_until(lambda: len(seen) >= 5)
+        held = (prober.dispatcher.sent, len(rec.requests), prober.live_states()[str(sid)])
+        with psycopg.connect(lh_dsn, autocommit=True) as conn:
+            mw.remove(conn, wid)
+        assert await wait_until(lambda: prober.dispatcher.sent == 1 and not
+                                prober.dispatcher.pending)
+        await prober.stop()
+        return held
+
+    try:
+        held = asyncio.run(main())
+    finally:
+        rec.close()
+    assert held == (0, 0, "down")  # down, stored, and nobody paged during the window
+    assert [json.loads(r["body"])["alert_type"] for r in rec.requests] == ["downtime"]
+    assert scalar(lh_dsn, "SELECT count(*) FROM check_history WHERE subscription_id = %s",
+                  (sid,)) >= 5
+    assert scalar(lh_dsn, "SELECT count(*) FROM incidents WHERE subscription_id = %s",
+                  (sid,)) == 1  # the outage is a fact either way

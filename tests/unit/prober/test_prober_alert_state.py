@@ -135,3 +135,22 @@ def test_health_changes_are_reported_for_incidents_with_the_first_bad_check():
     assert changes[1].first_bad is results[2] and changes[1].first_bad.error_code == "e2"
     assert changes[3].first_bad.error_code == "e7"
     assert policy.states[mon.id].flapping  # the second outage was not alerted, but recorded
+
+
+def test_a_maintenance_window_holds_alerts_then_sends_the_state_once():
+    policy, mon, clock = setup(failure_threshold=2, success_threshold=2)
+    window = {"on": False}
+    policy.muted = lambda mid, at: window["on"] and mid == mon.id
+    changes = []
+    policy.on_change = changes.append
+    assert feed(policy, mon, clock, ["success", "success"]) == []
+    window["on"] = True
+    assert feed(policy, mon, clock, ["failure"] * 3) == []  # down during the window: held
+    assert policy.health(mon.id) is Health.DOWN and changes[-1].health is Health.DOWN
+    window["on"] = False
+    assert feed(policy, mon, clock, ["failure"]) == ["downtime"]  # still down after: sent once
+    assert feed(policy, mon, clock, ["failure"]) == []
+    window["on"] = True
+    assert feed(policy, mon, clock, ["success"] * 2) == []  # recovered inside the next window
+    window["on"] = False
+    assert feed(policy, mon, clock, ["success"]) == ["recovery"]  # told once it is over
