@@ -477,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     ml = msub2.add_parser("list", help="active and upcoming windows")
     ml.add_argument("--json", action="store_true", help="print JSON")
     mr = msub2.add_parser("remove", help="remove a window (alerts resume)")
-    mr.add_argument("id", type=int)
+    mr.add_argument("id", type=int, help="window id (from `maintenance list`)")
 
     g = sub.add_parser("migrate", help="apply database migrations", epilog=EXIT_CODES)
     g.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
