@@ -115,6 +115,8 @@ class HttpConfig:
     status_days: int = 90  # uptime bars on the status page
     status_max_monitors: int = 200  # monitors a status page shows (by name); ?page=N for more
     metrics_max_monitors: int = 1000  # monitors with per-monitor probe_* series (0: none)
+    logo_url: str = ""  # shown beside the title (visitors' browsers fetch it, not the prober)
+    links: list[str] = field(default_factory=list)  # header links, each "Text=https://..."
 
 
 @dataclass(slots=True)
@@ -273,6 +275,14 @@ def _validate(cfg: Config) -> None:
         url = getattr(cfg.alerting, key)
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"{cfg.source}: alerting.{key}: must be an http(s) URL, got {url!r}")
+    if cfg.http.logo_url and not cfg.http.logo_url.startswith(("https://", "http://", "/")):
+        raise ConfigError(f"{cfg.source}: http.logo_url: must be an http(s) URL or a path, "
+                          f"got {cfg.http.logo_url!r}")
+    for i, link in enumerate(cfg.http.links):
+        text, sep, url = link.partition("=")
+        if not sep or not text.strip() or not url.startswith(("https://", "http://", "/")):
+            raise ConfigError(f"{cfg.source}: http.links[{i}]: must be \"Text=https://...\", "
+                              f"got {link!r}")
 
 
 def load(path: str | Path | None = None, env: Mapping[str, str] | None = None,

@@ -37,6 +37,7 @@ from lighthouse.source import MonitorSource
 from lighthouse.storage import ResultWriter
 from lighthouse.watchdog import Watchdog
 from lighthouse.web.server import BindError, WebApp
+from lighthouse.web.statuspage import Branding
 
 log = logging.getLogger("lighthouse.service")
 
@@ -85,7 +86,8 @@ class Prober:
                           title=cfg.http.title, days=cfg.http.status_days,
                           max_monitors=cfg.http.status_max_monitors,
                           live_states=self.live_states,
-                          public_url=cfg.alerting.status_page_url)
+                          public_url=cfg.alerting.status_page_url,
+                          branding=Branding.from_config(cfg.http.logo_url, cfg.http.links))
         self.watchdog = Watchdog(cfg.scheduler.stall_exit_s, lambda: self.scheduler.last_tick)
         self.http_port: int | None = None
         self._tasks: list[asyncio.Task[Any]] = []

@@ -69,7 +69,8 @@ class WebApp:
                  pool: ConnectionPool | None, title: str = "Lighthouse status",
                  days: int = 90, max_monitors: int = 200,
                  live_states: Callable[[], dict[str, str]] | None = None,
-                 public_url: str = "") -> None:
+                 public_url: str = "",
+                 branding: statuspage.Branding | None = None) -> None:
         self.metrics = metrics
         self.health = health
         self.pool = pool
@@ -79,6 +80,7 @@ class WebApp:
         self.live_states = live_states or dict
         self.public_url = public_url.rstrip("/")  # absolute links in the feed when known
         self._badges: dict[tuple[uuid.UUID, str], tuple[float, bytes]] = {}
+        self.branding = branding or statuspage.Branding()
         # page number -> (built at, collected page, html, gzipped html)
         self._pages: dict[int, tuple[float, statuspage.Page, bytes, bytes]] = {}
         self._page_lock = threading.Lock()
@@ -151,7 +153,8 @@ class WebApp:
                                            self.max_monitors, page)
             if page > built.pages:
                 raise NoSuchPage(page)
-            body = statuspage.render(built, self.title, self.days).encode()
+            body = statuspage.render(built, self.title, self.days,
+                                     branding=self.branding).encode()
             # Keep only fresh pages: the cache never outgrows the pages visited in 5 s.
             self._pages = {n: c for n, c in self._pages.items() if now - c[0] < PAGE_CACHE_S}
             self._pages[page] = (now, built, body, gzip.compress(body, compresslevel=6))

@@ -246,12 +246,26 @@ def collect(conn: psycopg.Connection, days: int = 90, health: dict[str, str] | N
     return result
 
 
+@dataclass(frozen=True)
+class Branding:
+    """What an operator configures for visitors: logo and header links (http.logo_url,
+    http.links as "Text=URL")."""
+    logo_url: str = ""
+    links: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_config(cls, logo_url: str, links: list[str]) -> Branding:
+        return cls(logo_url, tuple((t.strip(), u.strip()) for t, _, u in
+                                   (link.partition("=") for link in links)))
+
+
 def render(page: Page, title: str, days: int = 90,
-           generated: datetime | None = None) -> str:
+           generated: datetime | None = None, branding: Branding | None = None) -> str:
     generated = generated or datetime.now(UTC)
     overall = "down" if page.down else "up" if page.total else "unknown"
     ctx: dict[str, Any] = {
-        "title": title, "page": page, "monitors": page.views, "days": days, "overall": overall,
+        "title": title, "page": page, "branding": branding or Branding(),
+        "monitors": page.views, "days": days, "overall": overall,
         "generated": generated.strftime("%Y-%m-%d %H:%M:%S UTC"),
         "bar_w": BAR_W, "bar_h": BAR_H, "bars_width": days * (BAR_W + BAR_GAP) - BAR_GAP,
         "spark_w": SPARK_W, "spark_h": SPARK_H,

@@ -96,3 +96,31 @@ def test_state_prefers_the_state_machine_then_the_last_check():
     assert statuspage.state_of("unknown", failed) == "down"  # no verdict yet: the last check
     assert statuspage.state_of(None, ok) == "up"
     assert statuspage.state_of(None, None) == "unknown"
+
+
+def test_logo_and_links_from_config_reach_the_page_escaped():
+    from lighthouse import config
+
+    env = {"LIGHTHOUSE_DATABASE__DSN": "postgresql:///x",
+           "LIGHTHOUSE_HTTP__LOGO_URL": "https://example.com/logo.svg",
+           "LIGHTHOUSE_HTTP__LINKS": "Home=https://example.com,Support <24/7>=/support"}
+    cfg = config.load(None, env=env)
+    branding = statuspage.Branding.from_config(cfg.http.logo_url, cfg.http.links)
+    html = statuspage.render(statuspage.Page([], total=0, down=0), "Status", 90,
+                             branding=branding)
+    assert '<img class="logo" src="https://example.com/logo.svg"' in html
+    assert '<a href="https://example.com" rel="noopener">Home</a>' in html
+    assert "Support &lt;24/7&gt;" in html  # autoescaped
+
+
+def test_bad_logo_or_link_is_a_config_error_naming_the_key():
+    import pytest
+    from lighthouse import config
+
+    env = {"LIGHTHOUSE_DATABASE__DSN": "postgresql:///x"}
+    with pytest.raises(config.ConfigError, match=r"http\.logo_url"):
+        config.load(None, env={**env, "LIGHTHOUSE_HTTP__LOGO_URL": "javascript:alert(1)"})
+    with pytest.raises(config.ConfigError, match=r"http\.links\[0\]"):
+        config.load(None, env={**env, "LIGHTHOUSE_HTTP__LINKS": "no equals sign"})
+    with pytest.raises(config.ConfigError, match=r"http\.links\[0\]"):
+        config.load(None, env={**env, "LIGHTHOUSE_HTTP__LINKS": "x=javascript:alert(1)"})
