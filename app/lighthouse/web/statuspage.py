@@ -65,6 +65,10 @@ class MonitorView:
     uptime: str  # over the same window as the bars
     p95_ms: str
     bars: list[Bar] = field(default_factory=list)
+    # the bars as one SVG path per colour: 90 <rect>s with hover titles were ~13 KiB of HTML
+    # a monitor (6.5 MB for 500); the day-by-day detail is on the monitor's own page
+    bar_paths: list[tuple[str, str]] = field(default_factory=list)
+    bad_days: int = 0  # days under 99.9% (for the accessible label)
     spark_points: str = ""  # SVG polyline points
     spark_max_ms: int = 0
     spark_last_ms: int | None = None
@@ -82,6 +86,14 @@ def bars_for(days: list[queries.DayUptime]) -> list[Bar]:
                  else f"{d.day.isoformat()}: {pct:.2f}% up ({d.success}/{d.total} checks)")
         out.append(Bar(i * (BAR_W + BAR_GAP), bar_color(pct), label, pct))
     return out
+
+
+def bar_paths(bars: list[Bar]) -> list[tuple[str, str]]:
+    """[(colour, SVG path data)]: each colour's bars as rectangles in one path."""
+    by_color: dict[str, list[str]] = {}
+    for b in bars:
+        by_color.setdefault(b.color, []).append(f"M{b.x} 0h{BAR_W}v{BAR_H}h-{BAR_W}z")
+    return [(color, "".join(parts)) for color, parts in by_color.items()]
 
 
 def sparkline(latencies: list[int]) -> tuple[str, int]:
@@ -238,7 +250,9 @@ def collect(conn: psycopg.Connection, days: int = 90, health: dict[str, str] | N
             last_check=last.time.strftime("%Y-%m-%d %H:%M:%S UTC") if last else "never",
             uptime=f"{s.uptime_pct:.2f}%" if s and s.uptime_pct is not None else "-",
             p95_ms=f"{p95:.0f} ms" if p95 is not None else "-",
-            bars=bars_for(bars[m.id]),
+            bar_paths=bar_paths(bars_for(bars[m.id])),
+            bad_days=sum(1 for d in bars[m.id] if d.uptime_pct is not None
+                         and d.uptime_pct < 99.9),
             spark_points=points, spark_max_ms=top, spark_last_ms=lat[-1] if lat else None,
             last_check_at=iso_utc(last.time) if last else None,
             uptime_pct=round(s.uptime_pct, 4) if s and s.uptime_pct is not None else None,

@@ -32,11 +32,12 @@ def test_render_escapes_names_and_draws_one_bar_per_day():
     view = statuspage.MonitorView(
         id="x", name="<script>alert(1)</script>", target="https://e.com/?a=1&b=2",
         state="down", last_check="never", uptime="99.00%", p95_ms="12 ms",
-        bars=statuspage.bars_for(days))
+        bar_paths=statuspage.bar_paths(statuspage.bars_for(days)))
     html = statuspage.render(statuspage.Page([view], total=1, down=1), "Status & more")
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;" in html and "Status &amp; more" in html
-    assert html.count('class="bar"') == 90
+    assert html.count("h6v34h-6z") == 90  # one rectangle a day, in a path per colour
+    assert html.count("<path ") == len({statuspage.bar_color(d.uptime_pct) for d in days})
     assert 'data-state="down"' in html and "1 of 1 monitor down" in html
 
 
