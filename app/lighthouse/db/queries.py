@@ -179,6 +179,24 @@ SELECT (day AT TIME ZONE 'UTC')::date, min(latency_min), max(latency_max), {HIST
 FROM parts GROUP BY 1
 """
 
+# Checks inside maintenance windows, per monitor, over a window: overlapping windows merged
+# (range_agg, PostgreSQL 14+) so no check counts twice. Windows are short and rare, so this
+# reads raw rows of those intervals only (the primary key's range scan).
+IN_MAINTENANCE_SQL = """
+WITH w AS (
+  SELECT s.id AS sid, range_agg(tstzrange(greatest(m.starts_at, %(start)s),
+                                          least(m.ends_at, %(end)s))) AS r
+  FROM unnest(%(ids)s::uuid[]) AS s(id)
+  JOIN maintenance_windows m ON (m.subscription_id = s.id OR m.subscription_id IS NULL)
+   AND m.ends_at > %(start)s AND m.starts_at < %(end)s
+  GROUP BY s.id
+)
+SELECT w.sid, count(*), count(*) FILTER (WHERE c.status = 'success')
+FROM w JOIN check_history c ON c.subscription_id = w.sid
+ AND c.time >= lower(w.r) AND c.time < upper(w.r) AND w.r @> c.time
+GROUP BY w.sid
+"""
+
 WATERMARK_SQL = "SELECT rolled_until FROM rollup_watermarks WHERE name = 'check_history'"
 
 DAILY_SQL = """
@@ -352,6 +370,23 @@ def daily_latency(conn: psycopg.Connection, subscription_id: uuid.UUID | str, da
         out.append(DayLatency(d, *(histogram.percentile(hist, q, row[1], row[2])
                                    if row and hist else None for q in (0.5, 0.95))))
     return out
+
+
+def in_maintenance(conn: psycopg.Connection, subscription_ids: Sequence[uuid.UUID | str],
+                   start: datetime, end: datetime) -> dict[uuid.UUID, tuple[int, int]]:
+    """(checks, successes) inside maintenance windows between start and end, per monitor
+    (monitors without any are absent)."""
+    rows = conn.execute(IN_MAINTENANCE_SQL, {"ids": _ids(subscription_ids), "start": start,
+                                             "end": end}).fetchall()
+    return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
+
+def uptime_excluding(stats: WindowStats, inside: tuple[int, int] | None) -> float | None:
+    """Uptime % of the checks outside maintenance windows (None without any)."""
+    total, success = stats.total, stats.success
+    if inside:
+        total, success = total - inside[0], success - inside[1]
+    return 100.0 * success / total if total > 0 else None
 
 
 def recent_latencies(conn: psycopg.Connection, subscription_ids: Sequence[uuid.UUID | str],

@@ -127,3 +127,30 @@ def test_maintenance_add_list_remove(cli, lh_dsn):
     assert cli("maintenance", "remove", str(wid))[0] == 0
     assert cli("maintenance", "remove", str(wid))[0] == 1
     assert len(json.loads(cli("maintenance", "list", "--json")[1])) == 1
+
+
+def test_report_leaves_maintenance_out_of_uptime_star_without_double_counting(cli, lh_dsn):
+    from datetime import UTC, datetime, timedelta
+
+    import psycopg
+    from lighthouse import maintenance_windows as mw
+
+    mid = cli("monitors", "add", "api", "https://api.example/")[1].strip()
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = now - timedelta(minutes=100)
+    with psycopg.connect(lh_dsn, autocommit=True) as conn:
+        with conn.cursor() as cur:  # 100 checks a minute apart; minutes 40-59 fail
+            cur.executemany("INSERT INTO check_history (time, subscription_id, status) "
+                            "VALUES (%s, %s, %s)",
+                            [(start + timedelta(minutes=i), mid,
+                              "failure" if 40 <= i < 60 else "success") for i in range(100)])
+        # the failures fall in two overlapping windows (one for it, one for all monitors)
+        mw.add(conn, mid, start + timedelta(minutes=40), start + timedelta(minutes=55), "a")
+        mw.add(conn, None, start + timedelta(minutes=50), start + timedelta(minutes=60), "b")
+    code, out, _ = cli("report", "--days", "1", "--json")
+    (row,) = json.loads(out)
+    assert code == 0 and row["checks"] == 100 and row["uptime_pct"] == 80.0
+    assert row["checks_in_maintenance"] == 20  # minutes 40-59 once, not 25
+    assert row["uptime_excluding_maintenance_pct"] == 100.0
+    code, out, _ = cli("report", "--days", "1")
+    assert "UPTIME*" in out and "100.0%" in out
