@@ -99,6 +99,7 @@ class IncidentLog:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._stopping = False
+        self._flushing = asyncio.Lock()  # the loop and a final flush at shutdown: one at a time
         self.written = 0
         self.dropped = 0
 
@@ -120,6 +121,10 @@ class IncidentLog:
 
     async def flush(self) -> bool:
         """Apply pending changes in order; False (and keep the rest) if the database fails."""
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> bool:
         while self._pending:
             change = self._pending[0]
             sql, params = _params(change)

@@ -148,3 +148,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_concurrent_flushes_apply_each_change_once_in_order(lh_dsn):
+    """The background loop and the shutdown flush may overlap: neither skips a change."""
+    sids = [add_monitor(lh_dsn, f"m{i}", {"url": "https://x.example/"}) for i in range(20)]
+
+    async def main():
+        pool = await _pool(lh_dsn)
+        log = IncidentLog(pool)
+        for sid in sids:
+            log.record(down(sid, T0))
+            log.record(up(sid, T0 + timedelta(minutes=1)))
+        assert all(await asyncio.gather(log.flush(), log.flush(), log.flush()))
+        await pool.close()
+        return log
+
+    log = asyncio.run(main())
+    assert log.written == 40 and log.pending == 0
+    for sid in sids:
+        assert rows(lh_dsn, sid) == [(T0, T0 + timedelta(minutes=1), "refused")]
