@@ -23,6 +23,7 @@ from lighthouse.source import LOAD_ALL_SQL, LOAD_IDS_SQL, PROBED_TYPES, monitor_
 BAR_W, BAR_GAP, BAR_H = 6, 2, 34
 SPARK_W, SPARK_H = 180, 34
 SPARK_POINTS = 60
+SPARK_MIN_TOP_MS = 25
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("lighthouse.web", "templates"),
@@ -97,12 +98,15 @@ def bar_paths(bars: list[Bar]) -> list[tuple[str, str]]:
 
 
 def sparkline(latencies: list[int]) -> tuple[str, int]:
-    """(polyline points, max ms) for latencies oldest first; empty when fewer than 2 points."""
+    """(polyline points, max ms) for latencies oldest first; empty when fewer than 2 points.
+    The scale starts at 0 and is at least SPARK_MIN_TOP_MS tall, so 0-1 ms jitter draws as a
+    flat line near the bottom instead of filling the box."""
     if len(latencies) < 2:
         return "", max(latencies, default=0)
-    top = max(max(latencies), 1)
+    top = max(latencies)
+    scale = max(top, SPARK_MIN_TOP_MS)
     step = SPARK_W / (len(latencies) - 1)
-    pts = [f"{i * step:.1f},{SPARK_H - 2 - (v / top) * (SPARK_H - 4):.1f}"
+    pts = [f"{i * step:.1f},{SPARK_H - 2 - (v / scale) * (SPARK_H - 4):.1f}"
            for i, v in enumerate(latencies)]
     return " ".join(pts), top
 

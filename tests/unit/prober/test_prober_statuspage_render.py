@@ -25,6 +25,12 @@ def test_sparkline_points_scale_to_the_box():
     assert statuspage.sparkline([5]) == ("", 5)
 
 
+def test_sub_millisecond_jitter_stays_near_the_bottom():
+    pts, top = statuspage.sparkline([0, 1, 0, 1, 1, 0])
+    ys = [float(p.split(",")[1]) for p in pts.split()]
+    assert top == 1 and max(ys) - min(ys) < 2  # of a 34 px box, not all of it
+
+
 def test_render_escapes_names_and_draws_one_bar_per_day():
     first = date(2026, 1, 1)
     days = [DayUptime(first + timedelta(days=i), 10 if i % 2 else 0, 10 if i % 3 else 0)
