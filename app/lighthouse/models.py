@@ -47,4 +47,5 @@ class CheckResult:
     timings: dict[str, float] = field(default_factory=dict)  # dns/connect/tls/ttfb/total ms
     response_snippet: str | None = None  # at most 1 KiB
     cert_days_left: int | None = None  # TLS checks
+    cert_expires_at: float | None = None  # notAfter, epoch seconds (metrics; rows keep days)
     alert_triggered: bool = False  # set by alerting before the row is written

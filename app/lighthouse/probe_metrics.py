@@ -7,9 +7,8 @@ Series (labels `monitor_id`, `monitor` (name), `type`), from each monitor's late
   probe_http_duration_seconds{phase} dns / connect / tls / ttfb phases (blackbox's name for
                                      per-phase time; phases a check did not go through are absent)
   probe_http_status_code             last HTTP status (HTTP checks that got a response)
-  probe_ssl_earliest_cert_expiry     unix time the peer certificate expires, at day precision
-                                     and never later than the real notAfter (the check keeps
-                                     whole days left)
+  probe_ssl_earliest_cert_expiry     unix time the peer certificate's notAfter (checks that
+                                     only report days left: the start of the last whole day)
 
 A collector that reads a dict at scrape time: on_result is one dict assignment per check, not
 label lookups on metric children (50,000 monitors would pay that on every check). At most
@@ -73,7 +72,8 @@ class ProbeCollector(Collector):
             total_s=None if total_ms is None else total_ms / 1000.0,
             phases={p: timings[p] / 1000.0 for p in PHASES if p in timings},
             http_status=result.http_status,
-            cert_expiry=None if result.cert_days_left is None
+            cert_expiry=result.cert_expires_at if result.cert_expires_at is not None
+            else None if result.cert_days_left is None
             else result.time.timestamp() + result.cert_days_left * 86400.0)
         with self._lock:
             self._latest[mid] = latest
@@ -98,7 +98,7 @@ class ProbeCollector(Collector):
         status = GaugeMetricFamily("probe_http_status_code", "HTTP status of the last check",
                                    labels=LABELS)
         expiry = GaugeMetricFamily("probe_ssl_earliest_cert_expiry",
-                                   "Unix time the peer certificate expires (day precision)",
+                                   "Unix time the peer certificate expires",
                                    labels=LABELS)
         for m in latest:
             labels = list(m.labels)

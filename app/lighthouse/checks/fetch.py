@@ -38,6 +38,7 @@ class Fetched:
     body: bytes  # raw (still content-encoded), at most the read cap
     truncated: bool  # the body went on past the cap; we stopped reading
     cert_days_left: int | None = None
+    cert_expires_at: float | None = None  # notAfter, epoch seconds
 
 
 def _chain(first: BaseException):

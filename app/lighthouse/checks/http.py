@@ -219,6 +219,7 @@ async def check_http(cfg: HttpConfig, ctx: CheckContext, progress: Progress) -> 
         progress.http_status = fetched.status
         if fetched.cert_days_left is not None:
             progress.cert_days_left = fetched.cert_days_left
+            progress.cert_expires_at = fetched.cert_expires_at
         if not cfg.follow_redirects:
             break
         nxt = _next_hop(url, method, body, fetched)

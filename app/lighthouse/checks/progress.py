@@ -20,6 +20,7 @@ class Progress:
     timings: dict[str, float] = field(default_factory=dict)
     http_status: int | None = None
     cert_days_left: int | None = None
+    cert_expires_at: float | None = None  # the peer certificate's notAfter, epoch seconds
     snippet: bytes | None = None  # start of the (decoded) response body
 
     def ms_since(self, mark: float) -> float:
@@ -30,17 +31,12 @@ class Progress:
         self.timings[name] = round(self.timings.get(name, 0.0) + ms, 3)
 
 
-def cert_days_left(
-    ssl_object: ssl.SSLObject | ssl.SSLSocket | None, peercert: dict[str, Any] | None = None
-) -> int | None:
-    """Whole days until the peer certificate's notAfter (negative once expired).
-
-    Pass peercert when the transport already decoded it (asyncio's "peercert" extra info).
-    """
-    cert = peercert if peercert is not None else (ssl_object and ssl_object.getpeercert())
-    if not cert or "notAfter" not in cert:
-        return None
-    return int((_not_after(str(cert["notAfter"])) - time.time()) // 86400)
+def cert_expiry(peercert: dict[str, Any] | None) -> tuple[int, float] | tuple[None, None]:
+    """(whole days left, notAfter as epoch seconds) of a decoded peer certificate."""
+    if not peercert or "notAfter" not in peercert:
+        return None, None
+    not_after = _not_after(str(peercert["notAfter"]))
+    return int((not_after - time.time()) // 86400), not_after
 
 
 @functools.lru_cache(maxsize=4096)

@@ -90,4 +90,5 @@ async def run_check(monitor: Monitor, ctx: CheckContext) -> CheckResult:
         timings=progress.timings,
         response_snippet=snippet,
         cert_days_left=progress.cert_days_left,
+        cert_expires_at=progress.cert_expires_at,
     )

@@ -11,7 +11,7 @@ from typing import Any
 from lighthouse.checks.context import CheckContext
 from lighthouse.checks.errors import CheckError, ErrorCode
 from lighthouse.checks.fetch import classify
-from lighthouse.checks.progress import Progress, cert_days_left
+from lighthouse.checks.progress import Progress, cert_expiry
 from lighthouse.checks.ssrf import parse_ip, resolve_vetted
 from lighthouse.checks.tcp import parse_host_port, parse_timeout
 
@@ -60,9 +60,9 @@ async def check_tls(cfg: TlsConfig, ctx: CheckContext, progress: Progress) -> No
         transport.abort()
         raise CheckError(ErrorCode.TLS, "connection closed during the TLS handshake")
     progress.add("tls", progress.ms_since(mark))
-    days = cert_days_left(None, tls_transport.get_extra_info("peercert"))
+    days, expires_at = cert_expiry(tls_transport.get_extra_info("peercert"))
     tls_transport.abort()
-    progress.cert_days_left = days
+    progress.cert_days_left, progress.cert_expires_at = days, expires_at
     if days is None:
         raise CheckError(ErrorCode.TLS, "peer sent no certificate")
     if days < cfg.warn_days:

@@ -28,7 +28,7 @@ import httpx
 from lighthouse.checks.context import CheckContext
 from lighthouse.checks.errors import CheckError, ErrorCode
 from lighthouse.checks.fetch import Fetched, Hop, classify, port_of
-from lighthouse.checks.progress import Progress, cert_days_left
+from lighthouse.checks.progress import Progress, cert_expiry
 
 MAX_INTERIM = 8  # 1xx responses accepted before the final one; more is a flood
 KEEPALIVE_HOSTS = 256  # idle connections kept; least recently used closed first
@@ -358,12 +358,14 @@ async def fetch(
                     conn, reused = None, False
                     continue
                 raise
+        days, expires_at = cert_expiry(conn.peercert)
         fetched = Fetched(
             status=ex.status,
             headers=httpx.Headers(ex.headers),
             body=bytes(ex.body),
             truncated=ex.truncated,
-            cert_days_left=cert_days_left(None, conn.peercert),
+            cert_days_left=days,
+            cert_expires_at=expires_at,
         )
         if pool is not None and ex.reusable and not conn.closed:
             pool.put(key, conn)

@@ -81,6 +81,7 @@ class HostileServer:
         ca_file = ca.cert_pem.bytes().decode()
         self.ca_pem = ca_file
         now = dt.datetime.now(dt.UTC)
+        self.expiring_not_after = (now + dt.timedelta(days=5)).timestamp()
         leaves = {
             "good": ca.issue_cert("localhost", "127.0.0.1"),
             "expiring": ca.issue_cert(

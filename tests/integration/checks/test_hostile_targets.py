@@ -108,6 +108,8 @@ def test_valid_tls_with_sni_and_days_left(http, hostile):
     r = http(hostile.tls_url("good"), keyword="hello")
     assert r.status is Status.SUCCESS, r.error_message
     assert r.timings["tls"] > 0 and r.cert_days_left > 300
+    assert r.cert_expires_at is not None  # the exact notAfter, for probe_ssl_earliest_cert_expiry
+    assert r.cert_days_left == int((r.cert_expires_at - r.time.timestamp()) // 86400)
 
 
 def test_ssrf_refused_without_allow_list(hostile, transport):

@@ -37,6 +37,7 @@ def test_tls_days_left_and_warning(hostile):
     r = probe("tls", cfg, ctx)
     assert (r.status, r.error_code) == (Status.FAILURE, "cert_expiring")
     assert r.cert_days_left in (4, 5)
+    assert abs(r.cert_expires_at - hostile.expiring_not_after) < 2  # the exact notAfter
     r = probe("tls", {**cfg, "warn_days": 3}, ctx)
     assert r.status is Status.SUCCESS
 

@@ -45,7 +45,10 @@ def test_latest_check_per_monitor_under_blackbox_names():
     assert phases == pytest.approx({"dns": 0.002, "connect": 0.01, "tls": 0.0305, "ttfb": 0.08})
     assert [s.value for s in got["probe_http_status_code"]] == [200.0]
     (expiry,) = got["probe_ssl_earliest_cert_expiry"]
-    assert expiry.value == NOW.timestamp() + 40 * 86400
+    assert expiry.value == NOW.timestamp() + 40 * 86400  # only days known: day precision
+    m.probes.observe(ok, CheckResult(ok.id, NOW, Status.SUCCESS, latency_ms=1,
+                                     cert_days_left=40, cert_expires_at=1_800_000_123.0))
+    assert scrape(m)["probe_ssl_earliest_cert_expiry"][0].value == 1_800_000_123.0  # exact
     # a newer result replaces the series' values, it does not add series
     m.probes.observe(bad, CheckResult(bad.id, NOW, Status.SUCCESS, latency_ms=5))
     assert {s.labels["monitor"]: s.value for s in scrape(m)["probe_success"]} == {"m1": 1.0,
