@@ -16,10 +16,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
+import psycopg
 from psycopg_pool import ConnectionPool
 
 from lighthouse.logs import event
@@ -100,18 +102,14 @@ class WebApp:
     def monitor_json(self, monitor_id: str, query: str) -> dict[str, Any]:
         mid = api.parse_monitor_id(monitor_id)
         before, limit = api.parse_monitor_query(query)
-        if self.pool is None:
-            raise RuntimeError("no database pool")
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             return api.monitor_document(conn, mid, self.days, self.live_states(), before,
                                         limit)
 
     def monitor_page(self, monitor_id: str, query: str) -> bytes:
         mid = api.parse_monitor_id(monitor_id)
         before, limit = api.parse_monitor_query(query)
-        if self.pool is None:
-            raise RuntimeError("no database pool")
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             built = monitorpage.collect(conn, mid, self.days, self.live_states(), before, limit)
         return monitorpage.render(built, self.title, self.days).encode()
 
@@ -123,9 +121,7 @@ class WebApp:
         hit = self._badges.get((mid, kind))
         if hit and now - hit[0] < PAGE_CACHE_S:
             return hit[1]
-        if self.pool is None:
-            raise RuntimeError("no database pool")
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             body = badges.badge(conn, mid, kind, self.days, self.live_states()).encode()
         if len(self._badges) > 10_000:  # only known monitors get here; keep it bounded anyway
             self._badges.clear()
@@ -133,10 +129,13 @@ class WebApp:
         return body
 
     def incident_feed(self) -> bytes:
+        with self._connection() as conn:
+            return badges.feed(conn, self.title, self.public_url, self.days)
+
+    def _connection(self) -> AbstractContextManager[psycopg.Connection]:
         if self.pool is None:
             raise RuntimeError("no database pool")
-        with self.pool.connection() as conn:
-            return badges.feed(conn, self.title, self.public_url, self.days)
+        return self.pool.connection()
 
     def _cached_page(self, page: int) -> tuple[float, statuspage.Page, bytes, bytes]:
         with self._page_lock:
@@ -146,9 +145,7 @@ class WebApp:
                 return cached
             if page < 1:
                 raise NoSuchPage(page)
-            if self.pool is None:
-                raise RuntimeError("no database pool")
-            with self.pool.connection() as conn:
+            with self._connection() as conn:
                 built = statuspage.collect(conn, self.days, self.live_states(),
                                            self.max_monitors, page)
             if page > built.pages:
@@ -258,19 +255,11 @@ class WebApp:
                         self._send(200, app.incident_feed(), "application/atom+xml")
                     elif path.startswith(BADGE_PREFIX):
                         mid, _, kind = path[len(BADGE_PREFIX):].partition("/")
-                        try:
-                            body = app.badge(mid, kind.removesuffix(".svg"))
-                        except api.ApiError as exc:
-                            self._send(exc.status, f"{exc.message}\n".encode(), "text/plain")
-                            return
-                        self._send(200, body, "image/svg+xml")
+                        self._send(200, app.badge(mid, kind.removesuffix(".svg")),
+                                   "image/svg+xml")
                     elif path.startswith(PAGE_PREFIX) and "/" not in path[len(PAGE_PREFIX):]:
-                        try:
-                            html = app.monitor_page(path[len(PAGE_PREFIX):], query)
-                        except api.ApiError as exc:
-                            self._send(exc.status, f"{exc.message}\n".encode(), "text/plain")
-                            return
-                        self._send(200, html, "text/html; charset=utf-8")
+                        self._send(200, app.monitor_page(path[len(PAGE_PREFIX):], query),
+                                   "text/html; charset=utf-8")
                     elif path == "/metrics":
                         self._send(200, app.metrics.render(), app.metrics.content_type)
                     elif path in ("/", "/status"):
@@ -290,6 +279,8 @@ class WebApp:
                         self._send(200, html, "text/html; charset=utf-8", headers)
                     else:
                         self._send(404, b"not found\n", "text/plain")
+                except api.ApiError as exc:  # a bad id or parameter in a page or badge URL
+                    self._send(exc.status, f"{exc.message}\n".encode(), "text/plain")
                 except Exception as exc:
                     event(log, "request failed", logging.ERROR, path=path,
                           error=type(exc).__name__, detail=str(exc)[:200])
