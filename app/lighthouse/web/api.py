@@ -9,6 +9,7 @@ server with schemathesis in the integration tests.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
@@ -17,6 +18,7 @@ import psycopg
 
 from lighthouse import __version__
 from lighthouse.db import queries
+from lighthouse.models import CheckResult
 from lighthouse.redact import target_of
 from lighthouse.web import statuspage
 
@@ -87,9 +89,22 @@ def status_document(page: statuspage.Page, title: str, days: int) -> dict[str, A
             "maintenance": page.maintenance}
 
 
+@dataclass(frozen=True)
+class MonitorData:
+    """The monitor document and what it was built from that a page also draws."""
+    doc: dict[str, Any]
+    days: list[queries.DayUptime]
+    last: CheckResult | None
+
+
 def monitor_document(conn: psycopg.Connection, monitor_id: uuid.UUID, days: int,
                      live: dict[str, str], before: datetime | None, limit: int
                      ) -> dict[str, Any]:
+    return monitor_data(conn, monitor_id, days, live, before, limit).doc
+
+
+def monitor_data(conn: psycopg.Connection, monitor_id: uuid.UUID, days: int,
+                 live: dict[str, str], before: datetime | None, limit: int) -> MonitorData:
     monitors = statuspage.active_monitors(conn, [monitor_id])
     if not monitors:
         raise ApiError(404, f"no active monitor {monitor_id}")
@@ -100,7 +115,8 @@ def monitor_document(conn: psycopg.Connection, monitor_id: uuid.UUID, days: int,
     checks = queries.recent_checks(conn, m.id, before=before, limit=limit + 1)
     more = len(checks) > limit
     checks = checks[:limit]
-    return {
+    uptime = queries.daily_uptime(conn, m.id, days)
+    doc = {
         "id": str(m.id), "name": m.name, "type": m.type,
         "target": target_of(m) if public else None, "interval_s": m.interval_s,
         "state": statuspage.state_of(live.get(str(m.id)), last),
@@ -110,7 +126,7 @@ def monitor_document(conn: psycopg.Connection, monitor_id: uuid.UUID, days: int,
         "latency_ms": {"p50": _rounded(stats, 0.5), "p95": _rounded(stats, 0.95)},
         "daily": [{"day": d.day.isoformat(), "checks": d.total, "successes": d.success,
                    "uptime_pct": None if d.uptime_pct is None else round(d.uptime_pct, 4)}
-                  for d in queries.daily_uptime(conn, m.id, days)],
+                  for d in uptime],
         "recent_checks": [{
             "time": statuspage.iso_utc(c.time), "status": str(c.status), "latency_ms": c.latency_ms,
             "http_status": c.http_status, "error_code": c.error_code,
@@ -122,6 +138,7 @@ def monitor_document(conn: psycopg.Connection, monitor_id: uuid.UUID, days: int,
         "next": (f"/api/v1/monitors/{m.id}?limit={limit}&before="
                  f"{statuspage.iso_utc(checks[-1].time)}") if more and checks else None,
     }
+    return MonitorData(doc, uptime, last)
 
 
 def _rounded(stats: queries.WindowStats | None, q: float) -> float | None:

@@ -101,13 +101,11 @@ class MonitorPage:
 
 def collect(conn: psycopg.Connection, monitor_id: uuid.UUID, days: int, live: dict[str, str],
             before: Any, limit: int) -> MonitorPage:
-    doc = api.monitor_document(conn, monitor_id, days, live, before, limit)
-    uptime = queries.daily_uptime(conn, monitor_id, days)
+    data = api.monitor_data(conn, monitor_id, days, live, before, limit)
     latency = queries.daily_latency(conn, monitor_id, days)
-    last = queries.latest_checks(conn, [monitor_id]).get(monitor_id)
-    return MonitorPage(doc=doc, bars=statuspage.bars_for(uptime), chart=chart(latency),
-                       first_day=uptime[0].day, last_day=uptime[-1].day,
-                       cert_days_left=last.cert_days_left if last else None)
+    return MonitorPage(doc=data.doc, bars=statuspage.bars_for(data.days), chart=chart(latency),
+                       first_day=data.days[0].day, last_day=data.days[-1].day,
+                       cert_days_left=data.last.cert_days_left if data.last else None)
 
 
 def render(page: MonitorPage, title: str, days: int) -> str:

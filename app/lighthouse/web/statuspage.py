@@ -65,7 +65,6 @@ class MonitorView:
     last_check: str
     uptime: str  # over the same window as the bars
     p95_ms: str
-    bars: list[Bar] = field(default_factory=list)
     # the bars as one SVG path per colour: 90 <rect>s with hover titles were ~13 KiB of HTML
     # a monitor (6.5 MB for 500); the day-by-day detail is on the monitor's own page
     bar_paths: list[tuple[str, str]] = field(default_factory=list)
