@@ -31,6 +31,8 @@ from typing import Any
 import pytest
 from lighthouse_ops.sandbox import CapabilityError, Host, Sandbox, check_capabilities, paths
 
+from tests.hosts.deploy_support import Converged, converged_site
+
 SANDBOX_NAME = os.environ.get("LIGHTHOUSE_TEST_SANDBOX", "pytest")
 SESSION_WAIT_S = 600
 
@@ -115,3 +117,20 @@ def db_host(host_connection: Callable[[str], Any]) -> Any:
 @pytest.fixture(scope="session")
 def prober_host(host_connection: Callable[[str], Any]) -> Any:
     return host_connection("prober-1")
+
+
+# site.yml converged on the shared sandbox (once per session: deploy_support caches it), and the
+# hosts as testinfra sees them after that; a module that needs something else defines its own.
+@pytest.fixture(scope="module")
+def site(sandbox: Sandbox) -> Converged:
+    return converged_site(sandbox)
+
+
+@pytest.fixture(scope="module")
+def db(site: Converged, db_host: Any) -> Any:
+    return db_host
+
+
+@pytest.fixture(scope="module")
+def prober(site: Converged, prober_host: Any) -> Any:
+    return prober_host

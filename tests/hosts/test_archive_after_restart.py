@@ -7,17 +7,10 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
-from tests.hosts.deploy_support import Converged, converged_site, psql
+from tests.hosts.deploy_support import psql
 
 CHECKPOINT_TIMEOUT_S = 300
 DEADLINE_S = 150  # archive_timeout 60 s + the push, well short of CHECKPOINT_TIMEOUT_S
-
-
-@pytest.fixture(scope="module")
-def site(sandbox) -> Converged:
-    return converged_site(sandbox)
 
 
 def test_wal_is_archived_within_archive_timeout_after_a_restart(site, sandbox) -> None:

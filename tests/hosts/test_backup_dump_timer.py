@@ -13,12 +13,7 @@ from lighthouse_ops.backup import s3 as s3dump
 from lighthouse_ops.deploy import s3
 from lighthouse_ops.moto_s3 import ACCESS_KEY, REGION, SECRET_KEY
 
-from tests.hosts.deploy_support import Converged, converged_site
-
-
-@pytest.fixture(scope="module")
-def site(sandbox) -> Converged:
-    return converged_site(sandbox)
+from tests.hosts.deploy_support import Converged
 
 
 @pytest.fixture(scope="module")

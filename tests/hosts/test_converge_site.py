@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import shlex
 
-import pytest
 from lighthouse_ops.deploy.ansible_run import changed_tasks
 
-from tests.hosts.deploy_support import Converged, converged_site, psql
-
-
-@pytest.fixture(scope="module")
-def site(sandbox) -> Converged:
-    return converged_site(sandbox)
+from tests.hosts.deploy_support import Converged, psql
 
 
 def test_first_run_converges_every_host(site: Converged) -> None:

@@ -13,13 +13,6 @@ from lighthouse_ops.deploy import s3
 from lighthouse_ops.hostmetrics import contract as hm
 from lighthouse_ops.moto_s3 import ACCESS_KEY, REGION, SECRET_KEY
 
-from tests.hosts.deploy_support import Converged, converged_site
-
-
-@pytest.fixture(scope="module")
-def site(sandbox) -> Converged:
-    return converged_site(sandbox)
-
 
 @pytest.fixture(scope="module")
 def cloudwatch(site, sandbox, sandbox_hosts):

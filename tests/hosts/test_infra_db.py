@@ -9,21 +9,11 @@ import psycopg
 import pytest
 from lighthouse_ops.deploy.ansible_run import changed_tasks
 
-from tests.hosts.deploy_support import Converged, converged_site, psql
+from tests.hosts.deploy_support import Converged, psql
 
 PG = "17"
 CONF_DIR = f"/etc/postgresql/{PG}/main"
 PGDATA = f"/data/postgresql/{PG}/main"
-
-
-@pytest.fixture(scope="module")
-def site(sandbox) -> Converged:
-    return converged_site(sandbox)
-
-
-@pytest.fixture(scope="module")
-def db(site: Converged, db_host):
-    return db_host
 
 
 def show(sandbox, setting: str, database: str = "postgres") -> str:

@@ -9,17 +9,7 @@ import urllib.request
 
 import pytest
 
-from tests.hosts.deploy_support import Converged, converged_site, psql
-
-
-@pytest.fixture(scope="module")
-def site(sandbox) -> Converged:
-    return converged_site(sandbox)
-
-
-@pytest.fixture(scope="module")
-def prober(site: Converged, prober_host):
-    return prober_host
+from tests.hosts.deploy_support import Converged, psql
 
 
 @pytest.fixture(scope="module")

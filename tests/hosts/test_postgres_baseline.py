@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.hosts.deploy_support import Converged, converged_site, psql
+from tests.hosts.deploy_support import psql
 
 PG = "17"
 CONF_DIR = f"/etc/postgresql/{PG}/main"
@@ -16,16 +16,6 @@ DATABASES = ("postgres", "lighthouse")
 # objects an extension (timescaledb, pg_stat_statements) made, which we do not own or change
 NOT_EXTENSION_MEMBER = ("NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = {oid} "
                         "AND d.deptype = 'e')")
-
-
-@pytest.fixture(scope="module")
-def site(sandbox) -> Converged:
-    return converged_site(sandbox)
-
-
-@pytest.fixture(scope="module")
-def db(site: Converged, db_host):
-    return db_host
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
 from lighthouse.db.migrate import migrate
+from lighthouse.metrics import Metrics
+from lighthouse.web.server import WebApp
 from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
 
 
 @pytest.fixture
@@ -41,3 +47,17 @@ def add_channel(dsn: str, subscription_id: uuid.UUID, channel_type: str, config:
 def scalar(dsn: str, sql: str, params: tuple = ()):
     with psycopg.connect(dsn) as conn:
         return conn.execute(sql, params).fetchone()[0]
+
+
+@contextlib.contextmanager
+def serve_web(dsn: str, **kwargs: Any) -> Iterator[str]:
+    """The prober's web server (status page, monitor pages, API) on a free loopback port over a
+    real pool; yields its base URL."""
+    pool = ConnectionPool(dsn, min_size=1, max_size=4, open=True)
+    app = WebApp(metrics=Metrics(), health=lambda: {"status": "ok"}, pool=pool, **kwargs)
+    port = app.start("127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        app.stop()
+        pool.close()

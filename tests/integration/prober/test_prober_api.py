@@ -14,12 +14,9 @@ import psycopg
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from lighthouse.metrics import Metrics
 from lighthouse.web import api
-from lighthouse.web.server import WebApp
-from psycopg_pool import ConnectionPool
 
-from tests.integration.prober.conftest import add_monitor
+from tests.integration.prober.conftest import add_monitor, serve_web
 
 HIDDEN_HOST = "10.213.77.7"  # an internal address visitors must not see
 
@@ -53,15 +50,9 @@ def served(lh_dsn):
             cur.executemany("INSERT INTO check_history (time, subscription_id, status, "
                             "latency_ms, error_code, error_message) VALUES (%s, %s, %s, %s, %s, "
                             "%s)", rows)
-    pool = ConnectionPool(lh_dsn, min_size=1, max_size=4, open=True)
-    app = WebApp(metrics=Metrics(), health=lambda: {"status": "ok"}, pool=pool, title="Status",
-                 days=30, live_states=lambda: {str(private): "down"})
-    port = app.start("127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{port}", public, private
-    finally:
-        app.stop()
-        pool.close()
+    with serve_web(lh_dsn, title="Status", days=30,
+                   live_states=lambda: {str(private): "down"}) as base:
+        yield base, public, private
 
 
 def test_status_document_lists_monitors_with_targets_only_where_public(served):

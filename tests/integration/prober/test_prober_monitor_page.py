@@ -14,11 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from lighthouse.metrics import Metrics
 from lighthouse.web.monitorpage import nice_max
-from lighthouse.web.server import WebApp
-from psycopg_pool import ConnectionPool
 
+from tests.integration.prober.conftest import serve_web
 from tests.integration.prober.test_prober_status_page import CHROMIUM, chromium, seed_history
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -35,16 +33,9 @@ def fetch(url: str) -> tuple[int, str]:
 @pytest.fixture
 def site(lh_dsn):
     ids = seed_history(lh_dsn, datetime.now(UTC))
-    pool = ConnectionPool(lh_dsn, min_size=1, max_size=2, open=True)
-    app = WebApp(metrics=Metrics(), health=lambda: {"status": "ok"}, pool=pool,
-                 title="Lighthouse status", days=90,
-                 live_states=lambda: {ids["Payments gateway"]: "down"})
-    port = app.start("127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{port}", ids
-    finally:
-        app.stop()
-        pool.close()
+    with serve_web(lh_dsn, title="Lighthouse status", days=90,
+                   live_states=lambda: {ids["Payments gateway"]: "down"}) as base:
+        yield base, ids
 
 
 def test_the_page_shows_the_window_a_chart_with_axes_and_paged_checks(site):

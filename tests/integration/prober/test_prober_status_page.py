@@ -21,7 +21,7 @@ from lighthouse.metrics import Metrics
 from lighthouse.web.server import WebApp
 from psycopg_pool import ConnectionPool
 
-from tests.integration.prober.conftest import add_monitor
+from tests.integration.prober.conftest import add_monitor, serve_web
 
 ROOT = Path(__file__).resolve().parents[3]
 CHROMIUM = "/usr/bin/chromium"
@@ -82,19 +82,12 @@ def seed_history(dsn: str, now: datetime) -> dict[str, str]:
 def test_status_page_in_headless_chromium(lh_dsn, tmp_path):
     now = datetime.now(UTC)
     ids = seed_history(lh_dsn, now)
-    pool = ConnectionPool(lh_dsn, min_size=1, max_size=2, open=True)
-    app = WebApp(metrics=Metrics(), health=lambda: {"status": "ok"}, pool=pool,
-                 title="Lighthouse status", days=90,
-                 live_states=lambda: {ids["Payments gateway"]: "down"})
-    port = app.start("127.0.0.1", 0)
-    try:
-        url = f"http://127.0.0.1:{port}/"
+    with serve_web(lh_dsn, title="Lighthouse status", days=90,
+                   live_states=lambda: {ids["Payments gateway"]: "down"}) as base:
+        url = f"{base}/"
         dom = chromium(tmp_path, "--dump-dom", url)
         shot = tmp_path / "status-page.png"
         chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,900", url)
-    finally:
-        app.stop()
-        pool.close()
 
     sections = re.findall(r'<section class="monitor" id="monitor-([0-9a-f-]+)" '
                           r'data-state="(\w+)">(.*?)</section>', dom, re.S)
@@ -126,22 +119,16 @@ def test_status_page_is_gzipped_for_clients_that_ask(lh_dsn):
     import urllib.request
 
     seed_history(lh_dsn, datetime.now(UTC))
-    pool = ConnectionPool(lh_dsn, min_size=1, max_size=2, open=True)
-    app = WebApp(metrics=Metrics(), health=lambda: {"status": "ok"}, pool=pool)
-    port = app.start("127.0.0.1", 0)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        with urllib.request.urlopen(url, timeout=30) as plain:  # sends no Accept-Encoding
+    with serve_web(lh_dsn) as base:
+        url = f"{base}/"
+        with urllib.request.urlopen(url, timeout=30) as plain:  # noqa: S310 - no Accept-Encoding
             assert plain.headers.get("Content-Encoding") is None
             html = plain.read()
-        req = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+        req = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})  # noqa: S310
         with urllib.request.urlopen(req, timeout=30) as zipped:  # noqa: S310 - local http URL
             assert zipped.headers["Content-Encoding"] == "gzip"
             assert zipped.headers["Vary"] == "Accept-Encoding"
             body = zipped.read()
-    finally:
-        app.stop()
-        pool.close()
     assert gzip.decompress(body) == html  # the same cached page, both ways
     assert html.count(b"h6v34h-6z") == 3 * 90
     assert len(body) * 3 < len(html)
