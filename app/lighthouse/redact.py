@@ -8,7 +8,8 @@ alert_history), shown (status page), logged or sent (alert channels).
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from lighthouse.models import Monitor
@@ -28,6 +29,24 @@ def redact(text: str) -> str:
 def target_of(monitor: Monitor) -> str:
     """The monitor's target as people may see it (URL, or host:port), credentials removed."""
     c = monitor.config
+    if monitor.type == "balance":  # RPC URLs carry API keys in their path: show the host only
+        try:
+            host = urlsplit(str(c.get("url", ""))).hostname or "?"
+        except ValueError:
+            host = "?"
+        token = f" token {c['token']}" if c.get("token") else ""
+        return f"{c.get('address', '?')}{token} via {host}"
+    if monitor.type == "canary":
+        raw = c.get("steps")
+        steps: list[Any] = raw if isinstance(raw, list) else []
+        first = steps[0] if steps and isinstance(steps[0], dict) else {}
+        more = f" (+{len(steps) - 1} steps)" if len(steps) > 1 else ""
+        return redact(str(first.get("url", "?"))) + more
+    if monitor.type == "push":
+        return "push heartbeat"
+    if monitor.type == "dns":
+        server = f" @{c['server']}" if c.get("server") else ""
+        return f"{c.get('record', 'A')} {c.get('name', '?')}{server}"
     if c.get("url"):
         return redact(str(c["url"]))
     port = c.get("port", 443 if monitor.type == "tls" else "?")

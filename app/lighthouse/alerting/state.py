@@ -12,6 +12,9 @@
 - high_latency: `failure_threshold` consecutive successful checks slower than the threshold
   (monitor `alert_latency_ms`, else alerting.high_latency_ms); re-armed after
   `success_threshold` fast checks.
+- low_balance: a balance check that fails only because the balance is below min_balance
+  (error_code low_balance) counts as up and raises one low_balance alert; re-armed when a
+  check measures the balance at min_balance + hysteresis or more.
 - certificate_expiry: when days left first drops below warn_days (monitor `warn_days`, else
   alerting.cert_warn_days), then again below 7, 3 and 1 day; re-armed when the cert is renewed.
 """
@@ -26,11 +29,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from lighthouse.checks.balance import thresholds
+from lighthouse.checks.errors import CheckError
 from lighthouse.config import AlertingConfig
 from lighthouse.models import CheckResult, Monitor, Status
 from lighthouse.redact import redact, target_of
 
 CERT_MILESTONES = (7, 3, 1)
+# The target works; what it reports is the problem: an alert of its own, not downtime.
+_STILL_UP = frozenset({"cert_expiring", "low_balance"})
 
 
 class Health(enum.StrEnum):
@@ -63,6 +70,7 @@ class MonitorState:
     fast: int = 0
     latency_alerted: bool = False
     cert_level: int | None = None  # smallest threshold already alerted
+    balance_alerted: bool = False
     first_bad: CheckResult | None = None  # first check of the current bad streak
 
 
@@ -72,6 +80,7 @@ class Change:
     down: `at` is the first failing check of the streak and `first_bad` that check;
     up: `at` is the check that completed the recovery (also from unknown, so an incident
     left open by a restart in the middle of an outage is closed)."""
+
     subscription_id: uuid.UUID
     health: Health
     at: datetime
@@ -90,9 +99,13 @@ def _describe(result: CheckResult) -> str:
 
 
 class AlertPolicy:
-    def __init__(self, cfg: AlertingConfig, clock=time.monotonic,
-                 on_change: Callable[[Change], None] | None = None,
-                 muted: Callable[[uuid.UUID, datetime], bool] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: AlertingConfig,
+        clock=time.monotonic,
+        on_change: Callable[[Change], None] | None = None,
+        muted: Callable[[uuid.UUID, datetime], bool] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.clock = clock
         self.states: dict[uuid.UUID, MonitorState] = {}
@@ -112,7 +125,7 @@ class AlertPolicy:
         """Feeds one result; returns the alerts to send (often none)."""
         s = self.states.setdefault(monitor.id, MonitorState())
         alerts: list[Alert] = []
-        good = result.status is Status.SUCCESS or result.error_code == "cert_expiring"
+        good = result.status is Status.SUCCESS or result.error_code in _STILL_UP
         if good:
             s.oks += 1
             s.fails = 0
@@ -147,22 +160,35 @@ class AlertPolicy:
         if good and result.status is Status.SUCCESS:
             alerts.extend(self._latency(monitor, result, s))
         alerts.extend(self._cert(monitor, result, s))
+        if monitor.type == "balance":
+            alerts.extend(self._balance(monitor, result, s))
         return [] if muted else alerts  # latency/cert state advances; their alerts are held
 
-    def _state_alert(self, monitor: Monitor, result: CheckResult,
-                     s: MonitorState) -> Alert | None:
+    def _state_alert(self, monitor: Monitor, result: CheckResult, s: MonitorState) -> Alert | None:
         target = target_of(monitor)
         if s.health is Health.DOWN:
-            return Alert(monitor.id, monitor.name, "downtime", "critical",
-                         f"{monitor.name} is DOWN",
-                         f"{monitor.name} ({target}) failed {s.fails} checks in a row: "
-                         f"{_describe(result)}", result.time, target)
+            return Alert(
+                monitor.id,
+                monitor.name,
+                "downtime",
+                "critical",
+                f"{monitor.name} is DOWN",
+                f"{monitor.name} ({target}) failed {s.fails} checks in a row: {_describe(result)}",
+                result.time,
+                target,
+            )
         if s.health is Health.UP and s.notified is Health.DOWN:
-            return Alert(monitor.id, monitor.name, "recovery", "info",
-                         f"{monitor.name} is UP again",
-                         f"{monitor.name} ({target}) passed {s.oks} checks in a row"
-                         + (f"; latency {result.latency_ms} ms" if result.latency_ms else ""),
-                         result.time, target)
+            return Alert(
+                monitor.id,
+                monitor.name,
+                "recovery",
+                "info",
+                f"{monitor.name} is UP again",
+                f"{monitor.name} ({target}) passed {s.oks} checks in a row"
+                + (f"; latency {result.latency_ms} ms" if result.latency_ms else ""),
+                result.time,
+                target,
+            )
         return None  # unknown -> up: nothing to say
 
     def _latency(self, monitor: Monitor, result: CheckResult, s: MonitorState) -> list[Alert]:
@@ -180,11 +206,19 @@ class AlertPolicy:
         if s.slow >= self.cfg.failure_threshold and not s.latency_alerted:
             s.latency_alerted = True
             target = target_of(monitor)
-            return [Alert(monitor.id, monitor.name, "high_latency", "warning",
-                          f"{monitor.name} is slow",
-                          f"{monitor.name} ({target}) took {result.latency_ms} ms "
-                          f"(limit {limit} ms) on {s.slow} checks in a row",
-                          result.time, target)]
+            return [
+                Alert(
+                    monitor.id,
+                    monitor.name,
+                    "high_latency",
+                    "warning",
+                    f"{monitor.name} is slow",
+                    f"{monitor.name} ({target}) took {result.latency_ms} ms "
+                    f"(limit {limit} ms) on {s.slow} checks in a row",
+                    result.time,
+                    target,
+                )
+            ]
         return []
 
     def _cert(self, monitor: Monitor, result: CheckResult, s: MonitorState) -> list[Alert]:
@@ -203,7 +237,47 @@ class AlertPolicy:
         target = target_of(monitor)
         severity = "critical" if days <= 3 else "warning"
         when = "has EXPIRED" if days < 0 else f"expires in {days} day{'s' if days != 1 else ''}"
-        return [Alert(monitor.id, monitor.name, "certificate_expiry", severity,
-                      f"{monitor.name}: TLS certificate {when}",
-                      f"The certificate of {target} {when} (warning below {warn} days).",
-                      result.time, target)]
+        return [
+            Alert(
+                monitor.id,
+                monitor.name,
+                "certificate_expiry",
+                severity,
+                f"{monitor.name}: TLS certificate {when}",
+                f"The certificate of {target} {when} (warning below {warn} days).",
+                result.time,
+                target,
+            )
+        ]
+
+    def _balance(self, monitor: Monitor, result: CheckResult, s: MonitorState) -> list[Alert]:
+        balance = (result.timings or {}).get("balance")
+        if balance is None:
+            return []  # not measured this time (endpoint down): nothing to say about it
+        try:
+            levels = thresholds(monitor.config)
+        except CheckError:
+            return []  # the check itself reports the bad config
+        if levels is None:
+            return []
+        low, rearm = levels
+        if result.error_code == "low_balance":
+            if s.balance_alerted:
+                return []
+            s.balance_alerted = True
+            target = target_of(monitor)
+            return [
+                Alert(
+                    monitor.id,
+                    monitor.name,
+                    "low_balance",
+                    "warning",
+                    f"{monitor.name}: balance is low",
+                    f"{target}: {result.error_message}",
+                    result.time,
+                    target,
+                )
+            ]
+        if s.balance_alerted and balance >= float(rearm):
+            s.balance_alerted = False  # topped up past the hysteresis: the next drop alerts
+        return []

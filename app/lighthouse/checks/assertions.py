@@ -95,14 +95,22 @@ def _matches(value: Any, expected: Any) -> bool:
 
 def check_json(body: str, path: str, expected: Any = _MISSING) -> None:
     """Raise CheckError(ASSERTION) unless body is JSON with path present (and equal to expected)."""
-    steps = parse_json_path(path)
+    check_value(load_json(body), path, expected)
+
+
+def load_json(body: str) -> Any:
+    """The JSON document a target sent; CheckError(ASSERTION) when it is not one."""
     try:
-        doc = json.loads(body)
+        return json.loads(body)
     except ValueError as exc:
         raise CheckError(ErrorCode.ASSERTION, f"body is not JSON: {exc}") from None
     except RecursionError:  # a target can nest [[[[... deeper than the parser's stack
         raise CheckError(ErrorCode.ASSERTION, "body is JSON nested too deeply to read") from None
-    value = json_lookup(doc, steps)
+
+
+def check_value(doc: Any, path: str, expected: Any = _MISSING) -> Any:
+    """The value at path in doc (raise CheckError(ASSERTION) if absent or not expected)."""
+    value = json_lookup(doc, parse_json_path(path))
     if value is _MISSING:
         raise CheckError(ErrorCode.ASSERTION, f"json_path {path!r} not found")
     if expected is not _MISSING and not _matches(value, expected):
@@ -110,6 +118,7 @@ def check_json(body: str, path: str, expected: Any = _MISSING) -> None:
         raise CheckError(
             ErrorCode.ASSERTION, f"json_path {path!r} is {shown}, expected {json.dumps(expected)}"
         )
+    return value
 
 
 MISSING = _MISSING

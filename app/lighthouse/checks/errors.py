@@ -29,6 +29,10 @@ class ErrorCode(enum.StrEnum):
     LATENCY = "latency"  # answered correctly but slower than max_latency_ms
     REDIRECTS = "too_many_redirects"  # redirect loop or chain longer than max_redirects
     BODY_TOO_LARGE = "body_too_large"  # an assertion needed more than the read cap
+    LOW_BALANCE = "low_balance"  # balance check: the endpoint works, the balance is too low
+    NO_PUSH = "no_push"  # push check: nothing pushed within interval + grace
+    PUSHED_DOWN = "pushed_down"  # push check: the last push reported status=down
+    STEP = "step"  # canary: a step could not run (its URL came out invalid after extraction)
     INTERNAL = "internal"  # a bug in the prober; logged with a traceback
 
 
@@ -40,6 +44,9 @@ _FAILURES = {
     ErrorCode.BODY_TOO_LARGE,
     ErrorCode.CERT_EXPIRED,
     ErrorCode.CERT_EXPIRING,
+    ErrorCode.LOW_BALANCE,
+    ErrorCode.NO_PUSH,
+    ErrorCode.PUSHED_DOWN,
 }
 
 

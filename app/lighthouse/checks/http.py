@@ -153,8 +153,9 @@ async def vetted_address(ctx: CheckContext, url: httpx.URL) -> tuple[IPAddress, 
 
     The name is resolved in its A-label form (IDNA 2008, as httpx encodes it), once: the
     caller connects to exactly this address (no second lookup for a rebinding name to game)."""
-    return await resolve_vetted(url.raw_host.decode("ascii"), port_of(url), ctx.ssrf,
-                                ctx.prefer_ipv6, ctx.dns_executor())
+    return await resolve_vetted(
+        url.raw_host.decode("ascii"), port_of(url), ctx.ssrf, ctx.prefer_ipv6, ctx.dns_executor()
+    )
 
 
 def basic_auth(url: httpx.URL) -> str | None:
@@ -201,11 +202,22 @@ def _next_hop(
 
 async def check_http(cfg: HttpConfig, ctx: CheckContext, progress: Progress) -> None:
     """Run the check; returns on success, raises CheckError otherwise. Fills progress."""
-    url, method, body = cfg.url, cfg.method, cfg.body
-    redirects = 0
     # Without a body assertion only the snippet is kept; the body is still read (to the cap).
     needs_body = cfg.keyword is not None or cfg.json_path is not None
-    keep_body = None if needs_body else ctx.snippet_bytes
+    fetched = await exchange(cfg, ctx, progress, None if needs_body else ctx.snippet_bytes)
+    progress.phase = "assert"
+    assess(cfg, ctx, progress, fetched)
+
+
+async def exchange(
+    cfg: HttpConfig, ctx: CheckContext, progress: Progress, keep_body: int | None
+) -> Fetched:
+    """One request as cfg describes it, redirects followed hop by hop (each vetted again).
+
+    keep_body: bytes of the body kept (None: up to ctx.max_body_bytes). Used by the http,
+    graphql, balance and canary checks alike."""
+    url, method, body = cfg.url, cfg.method, cfg.body
+    redirects = 0
     while True:
         progress.phase = "dns"
         ip, dns_ms = await vetted_address(ctx, url)
@@ -233,11 +245,28 @@ async def check_http(cfg: HttpConfig, ctx: CheckContext, progress: Progress) -> 
                 f"more than {cfg.max_redirects} redirects (last to {str(nxt[0])[:200]})",
             )
         url, method, body = nxt
-    progress.phase = "assert"
-    _assess(cfg, ctx, progress, fetched)
+    return fetched
 
 
-def _assess(cfg: HttpConfig, ctx: CheckContext, progress: Progress, fetched: Fetched) -> None:
+def read_text(fetched: Fetched, ctx: CheckContext, progress: Progress) -> tuple[str, bool]:
+    """(decoded body text, truncated) of a response read with the whole body kept; the
+    start of the body becomes the snippet."""
+    decoded, cut = decode_body(
+        fetched.body, fetched.headers.get("content-encoding"), ctx.max_body_bytes
+    )
+    progress.snippet = decoded[: ctx.snippet_bytes]
+    return decode_text(decoded, fetched.headers.get_list("content-type")), fetched.truncated or cut
+
+
+def check_latency(max_latency_ms: float | None, progress: Progress) -> None:
+    total = progress.ms_since(progress.started)
+    if max_latency_ms is not None and total > max_latency_ms:
+        raise CheckError(
+            ErrorCode.LATENCY, f"took {total:.0f} ms, more than max_latency_ms={max_latency_ms}"
+        )
+
+
+def assess(cfg: HttpConfig, ctx: CheckContext, progress: Progress, fetched: Fetched) -> None:
     decoded, cut = decode_body(
         fetched.body, fetched.headers.get("content-encoding"), ctx.max_body_bytes
     )
@@ -261,11 +290,7 @@ def _assess(cfg: HttpConfig, ctx: CheckContext, progress: Progress, fetched: Fet
                     f"JSON body larger than the {ctx.max_body_bytes}-byte read cap",
                 )
             assertions.check_json(text, cfg.json_path, cfg.json_expected)
-    total = progress.ms_since(progress.started)
-    if cfg.max_latency_ms is not None and total > cfg.max_latency_ms:
-        raise CheckError(
-            ErrorCode.LATENCY, f"took {total:.0f} ms, more than max_latency_ms={cfg.max_latency_ms}"
-        )
+    check_latency(cfg.max_latency_ms, progress)
 
 
 def _charset(content_types: list[str]) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 class Progress:
     started: float = field(default_factory=time.perf_counter)
     phase: str = "start"  # dns, connect, tls, request, response, body
+    step: str | None = None  # canary: the step running ("step 2 (login)")
     timings: dict[str, float] = field(default_factory=dict)
     http_status: int | None = None
     cert_days_left: int | None = None
@@ -25,6 +26,9 @@ class Progress:
 
     def ms_since(self, mark: float) -> float:
         return round((time.perf_counter() - mark) * 1000, 3)
+
+    def where(self) -> str:
+        return f"{self.step}, {self.phase}" if self.step else self.phase
 
     def add(self, name: str, ms: float) -> None:
         """Accumulate a phase (a check with redirects connects more than once)."""

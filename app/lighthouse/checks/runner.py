@@ -8,8 +8,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from lighthouse.checks.balance import check_balance, parse_balance_config
+from lighthouse.checks.canary import check_canary, parse_canary_config
 from lighthouse.checks.context import CheckContext
 from lighthouse.checks.errors import CheckError, ErrorCode, status_for
+from lighthouse.checks.graphql import check_graphql, parse_graphql_config
 from lighthouse.checks.http import check_http, parse_http_config
 from lighthouse.checks.progress import Progress
 from lighthouse.checks.tcp import check_tcp, parse_tcp_config
@@ -23,6 +26,9 @@ _KINDS: dict[str, tuple[Callable[..., Any], Callable[..., Awaitable[None]]]] = {
     "http": (parse_http_config, check_http),
     "tcp": (parse_tcp_config, check_tcp),
     "tls": (parse_tls_config, check_tls),
+    "graphql": (parse_graphql_config, check_graphql),
+    "balance": (parse_balance_config, check_balance),
+    "canary": (parse_canary_config, check_canary),
 }
 SUPPORTED_TYPES = tuple(_KINDS)
 _MAX_MESSAGE = 500
@@ -67,7 +73,7 @@ async def run_check(monitor: Monitor, ctx: CheckContext) -> CheckResult:
                 await coro
         except TimeoutError:
             code = ErrorCode.TIMEOUT
-            message = f"no answer within {timeout_s:g} s (during {progress.phase})"
+            message = f"no answer within {timeout_s:g} s (during {progress.where()})"
     except CheckError as exc:
         code, message = exc.code, exc.message
     except Exception as exc:  # a prober bug must not kill the scheduler
