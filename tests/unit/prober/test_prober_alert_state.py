@@ -154,3 +154,30 @@ def test_a_maintenance_window_holds_alerts_then_sends_the_state_once():
     assert feed(policy, mon, clock, ["success"] * 2) == []  # recovered inside the next window
     window["on"] = False
     assert feed(policy, mon, clock, ["success"]) == ["recovery"]  # told once it is over
+
+
+def test_low_balance_alerts_once_rearms_above_hysteresis_and_is_not_downtime():
+    policy, mon, clock = setup()
+    mon.type = "balance"
+    mon.config = {"url": "http://127.0.0.1:9/", "address": "0x" + "ab" * 20,
+                  "min_balance": 10, "hysteresis": 5}
+
+    def balance(value, code=None):
+        clock.t += 60
+        low = value is not None and value < 10
+        st = Status.FAILURE if low or code else Status.SUCCESS
+        r = CheckResult(mon.id, datetime.now(UTC), st,
+                        timings={} if value is None else {"balance": value},
+                        error_code="low_balance" if low else code,
+                        error_message=f"balance {value} is below min_balance 10" if low else None)
+        return [a.alert_type for a in policy.observe(mon, r)]
+
+    assert balance(50) == [] and balance(40) == []
+    assert balance(9) == ["low_balance"]
+    assert balance(8) == [] and balance(3) == []  # once per drop
+    assert policy.health(mon.id) is Health.UP  # the endpoint answers: not downtime
+    assert balance(12) == []  # above min, inside the hysteresis band: still armed off
+    assert balance(9.5) == []
+    assert balance(15) == []  # at min + hysteresis: re-armed
+    assert balance(7) == ["low_balance"]
+    assert balance(None, "connect") == []  # endpoint down: no balance, no balance alert
