@@ -11,6 +11,7 @@ from typing import Any
 from lighthouse.checks.balance import check_balance, parse_balance_config
 from lighthouse.checks.canary import check_canary, parse_canary_config
 from lighthouse.checks.context import CheckContext
+from lighthouse.checks.dns import check_dns, parse_dns_config
 from lighthouse.checks.errors import CheckError, ErrorCode, status_for
 from lighthouse.checks.graphql import check_graphql, parse_graphql_config
 from lighthouse.checks.http import check_http, parse_http_config
@@ -29,6 +30,7 @@ _KINDS: dict[str, tuple[Callable[..., Any], Callable[..., Awaitable[None]]]] = {
     "graphql": (parse_graphql_config, check_graphql),
     "balance": (parse_balance_config, check_balance),
     "canary": (parse_canary_config, check_canary),
+    "dns": (parse_dns_config, check_dns),
 }
 SUPPORTED_TYPES = tuple(_KINDS)
 _MAX_MESSAGE = 500
