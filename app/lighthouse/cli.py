@@ -26,16 +26,19 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg.types.json import Jsonb
 
-from lighthouse import __version__
-from lighthouse.checks.context import MAX_TIMEOUT_S, MIN_TIMEOUT_S
+from lighthouse import __version__, push
+from lighthouse.checks.context import MAX_TIMEOUT_S, MIN_TIMEOUT_S, CheckContext
+from lighthouse.checks.errors import CheckError
+from lighthouse.checks.runner import parse_config
 from lighthouse.config import Config, ConfigError, StartupError, load
 from lighthouse.db.connect import one
 from lighthouse.logs import setup as setup_logging
 from lighthouse.models import Monitor
-from lighthouse.redact import redact
+from lighthouse.redact import redact, target_of
 
 EXIT_FAIL, EXIT_USAGE, EXIT_DB = 1, 2, 3
 OPERATOR = "operator"
+CONFIGURED_TYPES = ("dns", "graphql", "balance", "canary", "websocket")
 
 
 class CliError(Exception):
@@ -76,7 +79,48 @@ def target_config(target: str, args: argparse.Namespace | None = None) -> tuple[
         if args is not None and getattr(args, "timeout", None) is not None:
             cfg["timeout_s"] = args.timeout
         return scheme, cfg
-    raise CliError(f"target {target!r}: use http(s)://, tcp://host:port or tls://host[:port]")
+    if target in CONFIGURED_TYPES:
+        raw = getattr(args, "config", None) if args is not None else None
+        if raw is None:
+            raise CliError(f"target {target}: give its settings with --config JSON "
+                           "(docs/checks.md lists the keys)")
+        return target, _json_config(raw)
+    raise CliError(f"target {target!r}: use http(s)://, tcp://host:port, tls://host[:port], "
+                   f"push:// or a type with --config ({', '.join(CONFIGURED_TYPES)})")
+
+
+def _json_config(raw: str) -> dict[str, Any]:
+    """--config: inline JSON, or @FILE holding it."""
+    if raw.startswith("@"):
+        try:
+            with open(raw[1:], encoding="utf-8") as fh:
+                raw = fh.read()
+        except OSError as exc:
+            raise CliError(f"--config {raw[:200]}: {exc.strerror}") from None
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"--config: not JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise CliError("--config: expected a JSON object of the type's keys")
+    return doc
+
+
+def validate_target(cfg: Config, typ: str, tcfg: dict[str, Any]) -> None:
+    """Refuse now, naming the key, what the prober would otherwise fail on every check."""
+    ctx = CheckContext.create(allow_cidrs=cfg.checks.ssrf_allow)
+    try:
+        parse_config(typ, tcfg, ctx)
+    except CheckError as exc:
+        raise CliError(f"{typ} monitor: {exc.message}") from None
+
+
+def _print_push_url(cfg: Config, token: str) -> None:
+    base = cfg.alerting.status_page_url.rstrip("/") or f"http://{cfg.http.listen[0]}:{cfg.http.port}"
+    # The one time the token is shown: only its hash is stored.
+    print(f"push URL (shown once, keep it secret): {base}{push.PREFIX}{token}")
+    print(f"  e.g. cron: ... && curl -fsS -m 10 '{base}{push.PREFIX}{token}'")
+    print(f"  failure:   curl -fsS -m 10 '{base}{push.PREFIX}{token}?status=down&msg=why'")
 
 
 # --------------------------------------------------------------------------- check
@@ -161,7 +205,15 @@ def find_monitor(conn: psycopg.Connection, ref: str) -> tuple[uuid.UUID, str, st
 def cmd_monitors(cfg: Config, args: argparse.Namespace) -> int:
     with _connect(cfg) as conn:
         if args.action == "add":
-            typ, tcfg = target_config(args.target, args)
+            if args.target == "push://":
+                token, sha = push.new_token()
+                typ, tcfg = "push", {"token_sha256": sha}
+                if args.grace is not None:
+                    tcfg["grace_s"] = args.grace
+            else:
+                token = None
+                typ, tcfg = target_config(args.target, args)
+            validate_target(cfg, typ, tcfg)
             if args.interval < 60:
                 raise CliError(f"--interval {args.interval}: must be at least 60 seconds")
             taken = conn.execute("SELECT id FROM subscriptions WHERE name = %s "
@@ -178,6 +230,8 @@ def cmd_monitors(cfg: Config, args: argparse.Namespace) -> int:
                 "RETURNING id",
                 (user, args.name, typ, Jsonb(tcfg), args.interval, status, status))[0]
             print(mid)
+            if token is not None:
+                _print_push_url(cfg, token)
             return 0
         if args.action == "list":
             where = "" if args.all else "WHERE status IN ('active', 'paused', 'pending')"
@@ -190,10 +244,21 @@ def cmd_monitors(cfg: Config, args: argparse.Namespace) -> int:
                 return 0
             print(f"{'ID':<36}  {'NAME':<24} {'TYPE':<5} {'STATUS':<9} {'EVERY':>6}  TARGET")
             for r in rows:
-                target = r[5].get("url") or f"{r[5].get('host')}:{r[5].get('port', '')}"
+                target = target_of(Monitor(r[0], r[1], r[2], dict(r[5]), r[4]))
                 print(f"{r[0]!s:<36}  {r[1][:24]:<24} {r[2]:<5} {r[3]:<9} {r[4]:>5}s  {target}")
             return 0
         mid, name, status = find_monitor(conn, args.monitor)
+        if args.action == "new-token":
+            token, sha = push.new_token()
+            done = conn.execute("UPDATE subscriptions SET target_config = jsonb_set("
+                                "target_config, '{token_sha256}', to_jsonb(%s::text)) "
+                                "WHERE id = %s AND target_type::text = 'push' RETURNING id",
+                                (sha, mid)).fetchone()
+            if done is None:
+                raise CliError(f"{name} is not a push monitor", EXIT_USAGE)
+            print(f"{name} ({mid}): new token; the old one stops working now")
+            _print_push_url(cfg, token)
+            return 0
         if args.action in ("pause", "resume"):
             new = "paused" if args.action == "pause" else "active"
             conn.execute("UPDATE subscriptions SET status = %s, activated_at = "
@@ -437,7 +502,12 @@ def build_parser() -> argparse.ArgumentParser:
     msub = m.add_subparsers(dest="action", required=True)
     a = msub.add_parser("add", help="add a monitor (names are unique)")
     a.add_argument("name", help="a name not used by another monitor")
-    a.add_argument("target", help="http(s):// URL, tcp://host:port or tls://host[:port]")
+    a.add_argument("target", help="http(s):// URL, tcp://host:port, tls://host[:port], push:// "
+                   f"(prints its URL once) or {'/'.join(CONFIGURED_TYPES)} with --config")
+    a.add_argument("--config", metavar="JSON|@FILE",
+                   help="the monitor's settings (docs/checks.md), for the types named above")
+    a.add_argument("--grace", type=float, metavar="SECONDS",
+                   help="push: extra seconds after the interval before it is down (default 60)")
     a.add_argument("--interval", type=int, default=60, help="seconds (>= 60)")
     a.add_argument("--method", help="HTTP method (default GET)")
     a.add_argument("--expect", type=int, action="append", help="expected status (repeatable)")
@@ -448,8 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls = msub.add_parser("list", help="list monitors")
     ls.add_argument("--all", action="store_true", help="include expired and cancelled")
     ls.add_argument("--json", action="store_true", help="print JSON")
-    for action in ("pause", "resume", "remove"):
-        x = msub.add_parser(action, help=f"{action} a monitor")
+    for action in ("pause", "resume", "remove", "new-token"):
+        x = msub.add_parser(action, help=f"{action} a monitor" if action != "new-token"
+                            else "push monitor: a new token (prints its URL once)")
         x.add_argument("monitor", help="id or exact name")
         if action == "remove":
             x.add_argument("--yes", action="store_true", help="do not ask")

@@ -32,6 +32,7 @@ from lighthouse.metrics import Metrics
 from lighthouse.models import CheckResult, Monitor
 from lighthouse.monitor_cache import FILENAME as CACHE_FILENAME
 from lighthouse.monitor_cache import MonitorCache
+from lighthouse.push import PushStore
 from lighthouse.scheduler import CheckFn, Scheduler
 from lighthouse.source import MonitorSource
 from lighthouse.storage import ResultWriter
@@ -75,6 +76,7 @@ class Prober:
                                          open=False, timeout=timeout, kwargs=conn_kwargs)
         self.pool = ConnectionPool(dsn, min_size=0, max_size=cfg.database.pool_max,
                                    open=False, timeout=timeout, kwargs=conn_kwargs)
+        self.ctx.push_store = PushStore(self.apool)
         self.dispatcher = AlertDispatcher(cfg.alerting, self.apool, self.ctx, self.metrics)
         # health changes -> incidents table (status page, API, notes), whether or not alerts
         # are sent

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 
+from lighthouse.checks.runner import SUPPORTED_TYPES
 from lighthouse.logs import event
 from lighthouse.metrics import Metrics
 from lighthouse.models import Monitor
@@ -27,7 +28,7 @@ from lighthouse.scheduler import Scheduler
 log = logging.getLogger("lighthouse.source")
 
 CHANNEL = "lighthouse_subscriptions"
-PROBED_TYPES = ("http", "tcp", "tls")
+PROBED_TYPES = SUPPORTED_TYPES  # every type run_check knows
 STARTUP_MARGIN_S = 2.0
 CHUNK = 1000  # rows decoded between event-loop yields
 CACHE_EVERY_S = 5.0  # the local monitor cache is rewritten at most this often

@@ -43,6 +43,7 @@ class CheckContext:
     prefer_ipv6: bool = False  # connect to an IPv6 answer first when a name has both
     dns_threads: int = 32  # getaddrinfo threads (a dead name server holds one for seconds)
     snippet_on_success: bool = False  # snippets cost 1 KiB a row; keep them for failures
+    push_store: Any = None  # lighthouse.push.PushStore: where push checks read the last push
     # Lazily built helpers (the keep-alive connection pool, the DNS threads); closed by aclose().
     _state: dict[str, Any] = field(default_factory=dict, repr=False)
 

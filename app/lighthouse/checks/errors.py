@@ -33,6 +33,7 @@ class ErrorCode(enum.StrEnum):
     NO_PUSH = "no_push"  # push check: nothing pushed within interval + grace
     PUSHED_DOWN = "pushed_down"  # push check: the last push reported status=down
     STEP = "step"  # canary: a step could not run (its URL came out invalid after extraction)
+    DATABASE = "database"  # push check: the prober could not read its database
     INTERNAL = "internal"  # a bug in the prober; logged with a traceback
 
 

@@ -16,6 +16,7 @@ from lighthouse.checks.errors import CheckError, ErrorCode, status_for
 from lighthouse.checks.graphql import check_graphql, parse_graphql_config
 from lighthouse.checks.http import check_http, parse_http_config
 from lighthouse.checks.progress import Progress
+from lighthouse.checks.push import check_push, parse_push_config
 from lighthouse.checks.tcp import check_tcp, parse_tcp_config
 from lighthouse.checks.tls import check_tls, parse_tls_config
 from lighthouse.models import CheckResult, Monitor, Status
@@ -31,6 +32,7 @@ _KINDS: dict[str, tuple[Callable[..., Any], Callable[..., Awaitable[None]]]] = {
     "balance": (parse_balance_config, check_balance),
     "canary": (parse_canary_config, check_canary),
     "dns": (parse_dns_config, check_dns),
+    "push": (parse_push_config, check_push),
 }
 SUPPORTED_TYPES = tuple(_KINDS)
 _MAX_MESSAGE = 500
@@ -48,6 +50,14 @@ def _message(text: str | None) -> str | None:
     return _clean(redact(text), _MAX_MESSAGE) if text is not None else None
 
 
+def parse_config(kind: str, config: dict[str, Any], ctx: CheckContext) -> Any:
+    """The monitor type's parsed config; CheckError(CONFIG) naming the bad key or the type."""
+    entry = _KINDS.get(kind)
+    if entry is None:
+        raise CheckError(ErrorCode.CONFIG, f"type {kind!r} is not probed here {SUPPORTED_TYPES}")
+    return entry[0](config, ctx)
+
+
 async def run_check(monitor: Monitor, ctx: CheckContext) -> CheckResult:
     """Probe monitor once. Never raises (except cancellation of the caller's task)."""
     progress = Progress()
@@ -56,18 +66,14 @@ async def run_check(monitor: Monitor, ctx: CheckContext) -> CheckResult:
     message: str | None = None
     timeout_s = ctx.default_timeout_s
     try:
-        kind = _KINDS.get(monitor.type)
-        if kind is None:
-            raise CheckError(
-                ErrorCode.CONFIG, f"type {monitor.type!r} is not probed here {SUPPORTED_TYPES}"
-            )
-        parse, check = kind
         cached = monitor.parsed
         if cached is not None and cached[0] is ctx:
             cfg = cached[1]
         else:
-            cfg = parse(monitor.config if isinstance(monitor.config, dict) else {}, ctx)
+            config = monitor.config if isinstance(monitor.config, dict) else {}
+            cfg = parse_config(monitor.type, config, ctx)
             monitor.parsed = (ctx, cfg)
+        check = _KINDS[monitor.type][1]
         timeout_s = cfg.timeout_s
         coro = check(cfg, ctx, progress)
         try:

@@ -24,8 +24,10 @@ from urllib.parse import parse_qs
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from lighthouse import push
 from lighthouse.logs import event
 from lighthouse.metrics import Metrics
+from lighthouse.redact import redact
 from lighthouse.web import api, badges, monitorpage, statuspage
 
 log = logging.getLogger("lighthouse.web")
@@ -128,6 +130,19 @@ class WebApp:
         self._badges[(mid, kind)] = (now, body)
         return body
 
+    def push(self, token: str, query: str) -> tuple[int, dict[str, Any]]:
+        """A job's heartbeat: (HTTP status, JSON answer). `?status=up|down&msg=...`."""
+        params = parse_qs(query)
+        status = (params.get("status") or ["up"])[0]
+        if status not in ("up", "down"):
+            return 400, {"error": "status: expected up or down"}
+        message = (params.get("msg") or [""])[0]
+        with self._connection() as conn:
+            mid = push.record_push(conn, token, status, redact(message) if message else None)
+        if mid is None:  # unknown, paused and removed look the same from outside
+            return 404, {"error": "no active push monitor has this token"}
+        return 200, {"ok": True}
+
     def incident_feed(self) -> bytes:
         with self._connection() as conn:
             return badges.feed(conn, self.title, self.public_url, self.days)
@@ -222,11 +237,34 @@ class WebApp:
                           error=type(exc).__name__, detail=str(exc)[:200])
                     self._json(503, {"error": f"unavailable: {type(exc).__name__}"})
 
+            def _push(self, path: str, query: str) -> None:
+                # Read (and drop) a small body so the client sees our answer, not a reset.
+                size = self.headers.get("Content-Length", "0")
+                if size.isdigit() and int(size) <= 65536:
+                    self.rfile.read(int(size))
+                else:
+                    self.close_connection = True
+                try:
+                    code, doc = app.push(path[len(push.PREFIX):], query)
+                except Exception as exc:  # database down: the job may retry; never the token
+                    event(log, "push failed", logging.ERROR, path=push.PREFIX + "…",
+                          error=type(exc).__name__, detail=redact(str(exc))[:200])
+                    code, doc = 503, {"error": f"unavailable: {type(exc).__name__}"}
+                self._json(code, doc)
+
+            def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+                path, _, query = self.path.partition("?")
+                if path.startswith(push.PREFIX):
+                    self._push(path, query)
+                else:
+                    self._not_allowed()
+
             def _not_allowed(self) -> None:
-                # Everything here is read-only: 405 with Allow, not the stdlib's 501.
+                # Read-only but for /push: 405 with Allow, not the stdlib's 501.
                 body = b"method not allowed\n"
                 self.send_response(405)
-                self.send_header("Allow", "GET, HEAD")
+                allow = "GET, HEAD, POST" if self.path.startswith(push.PREFIX) else "GET, HEAD"
+                self.send_header("Allow", allow)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -244,7 +282,9 @@ class WebApp:
             def do_GET(self) -> None:  # noqa: N802 - stdlib naming
                 path, _, query = self.path.partition("?")
                 try:
-                    if path == "/health":
+                    if path.startswith(push.PREFIX):  # curl -fsS from cron, GET or POST
+                        self._push(path, query)
+                    elif path == "/health":
                         h = app.health()
                         code = 200 if h.get("status") in ("ok", "degraded") else 503
                         self._send(code, json.dumps(h, default=str, indent=1).encode(),
