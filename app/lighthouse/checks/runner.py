@@ -19,6 +19,7 @@ from lighthouse.checks.progress import Progress
 from lighthouse.checks.push import check_push, parse_push_config
 from lighthouse.checks.tcp import check_tcp, parse_tcp_config
 from lighthouse.checks.tls import check_tls, parse_tls_config
+from lighthouse.checks.websocket import check_websocket, parse_websocket_config
 from lighthouse.models import CheckResult, Monitor, Status
 from lighthouse.redact import redact
 
@@ -33,6 +34,7 @@ _KINDS: dict[str, tuple[Callable[..., Any], Callable[..., Awaitable[None]]]] = {
     "canary": (parse_canary_config, check_canary),
     "dns": (parse_dns_config, check_dns),
     "push": (parse_push_config, check_push),
+    "websocket": (parse_websocket_config, check_websocket),
 }
 SUPPORTED_TYPES = tuple(_KINDS)
 _MAX_MESSAGE = 500
