@@ -56,7 +56,7 @@ class DatabaseHost(pulumi.ComponentResource):
         cfg, db = args.cfg, args.cfg.database
         statements = pulumi.Output.all(
             bucket_statements(args.bucket_arn), host.read_secret_statement(args.secret_arn),
-        ).apply(lambda parts: [*parts[0], parts[1]])
+        ).apply(lambda parts: [*parts[0], parts[1], host.SEND_SMS_STATEMENT])  # A: prober here
         profile = host.instance_role("db", cfg, self, statements)
 
         instance = aws.ec2.Instance(

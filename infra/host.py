@@ -101,6 +101,14 @@ def read_secret_statement(secret_arn: pulumi.Input[str]) -> pulumi.Output[dict]:
     })
 
 
+# The prober's sms alert channel publishes to phone numbers, which have no ARN: Resource must
+# be "*". NotResource over every SNS ARN keeps the grant to phone numbers only (no topics).
+SEND_SMS_STATEMENT = {
+    "Sid": "SendSmsAlerts", "Effect": "Allow", "Action": "sns:Publish",
+    "NotResource": "arn:aws:sns:*:*:*",
+}
+
+
 METADATA_OPTIONS = aws.ec2.InstanceMetadataOptionsArgs(
     http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1,
     instance_metadata_tags="disabled")

@@ -36,7 +36,7 @@ class ProberFleet(pulumi.ComponentResource):
         if p.instance_count:
             profile = host.instance_role(
                 "prober", cfg, self, host.read_secret_statement(args.secret_arn).apply(
-                    lambda st: [st]))
+                    lambda st: [st, host.SEND_SMS_STATEMENT]))
             ami = host.lookup_ami(cfg.database.os, self)
             for i in range(p.instance_count):
                 hostname = f"prober-{i + 1}"

@@ -102,6 +102,8 @@ class AlertingConfig:
     smtp_password: str = ""  # secret: prefer LIGHTHOUSE_ALERTING__SMTP_PASSWORD
     smtp_from: str = "lighthouse@localhost"
     status_page_url: str = ""  # linked from alert messages when set
+    sns_region: str = ""  # sms channel: AWS region of SNS ("" = AWS_REGION / the profile's)
+    sns_endpoint_url: str = ""  # sms channel: "" = https://sns.<region>.amazonaws.com
 
 
 @dataclass(slots=True)

@@ -11,6 +11,8 @@ channel_config keys (alert_channels.channel_config):
             to an arbitrary host (and tests point the base URLs at local servers).
 - telegram: {"chat_id": "123"}; the bot token is alerting.telegram_bot_token (a secret).
 - email:    {"email": "ops@example.com"} or {"to": ["a@x", "b@y"]}; SMTP from alerting.smtp_*.
+- sms:      {"phone": "+15551234567"}; AWS SNS Publish (alerting/sms.py), region and endpoint
+            from alerting.sns_region / sns_endpoint_url, credentials as botocore finds them.
 
 Every HTTP delivery goes through the checks' transport (checks/transport.py): the host is
 resolved once, vetted by the SSRF policy, and the connection made to that vetted address, so a
@@ -33,6 +35,7 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlsplit
 
+from lighthouse.alerting import sms
 from lighthouse.alerting.state import Alert
 from lighthouse.checks.context import CheckContext
 from lighthouse.checks.errors import CheckError, ErrorCode
@@ -42,7 +45,7 @@ from lighthouse.checks.progress import Progress
 from lighthouse.checks.transport import fetch
 from lighthouse.config import AlertingConfig
 
-CHANNEL_TYPES = ("webhook", "slack", "discord", "telegram", "email")
+CHANNEL_TYPES = ("webhook", "slack", "discord", "telegram", "email", "sms")
 _COLORS = {"critical": 0xD93025, "warning": 0xF29900, "info": 0x188038}
 
 
@@ -103,8 +106,9 @@ def _path_of(config: dict[str, Any], kind: str) -> str:
 
 
 async def _post(ctx: ChannelContext, url: str, *, content: bytes,
-                headers: dict[str, str]) -> Reply:
-    """POST on the vetted address of url's host; DeliveryError unless the answer is 2xx."""
+                headers: dict[str, str], any_status: bool = False) -> Reply:
+    """POST on the vetted address of url's host; DeliveryError unless the answer is 2xx
+    (any_status: the caller reads errors from the answer itself)."""
     t = ctx.transport
     try:
         target = parse_url(url)
@@ -123,6 +127,8 @@ async def _post(ctx: ChannelContext, url: str, *, content: bytes,
                             retryable=exc.code not in (ErrorCode.SSRF, ErrorCode.CONFIG)) from None
     reply = Reply(fetched.status, decode_text(fetched.body,
                                               fetched.headers.get_list("content-type")))
+    if any_status:
+        return reply
     if reply.status == 429 or reply.status >= 500:
         retry_after = fetched.headers.get("retry-after")
         try:
@@ -235,10 +241,34 @@ async def send_email(ctx: ChannelContext, config: dict[str, Any], alert: Alert) 
         raise DeliveryError(f"{type(exc).__name__}: {exc}"[:300]) from None
 
 
+async def send_sms(ctx: ChannelContext, config: dict[str, Any], alert: Alert) -> None:
+    phone = config.get("phone")
+    if not isinstance(phone, str) or not sms.E164.fullmatch(phone):
+        raise DeliveryError("sms channel needs phone in E.164 form (+15551234567)",
+                            retryable=False)
+    try:
+        region, endpoint = sms.region_and_endpoint(ctx.cfg.sns_region, ctx.cfg.sns_endpoint_url)
+        creds = await sms.credentials()
+    except (ValueError, LookupError) as exc:
+        raise DeliveryError(str(exc), retryable=isinstance(exc, LookupError)) from None
+    url, headers, body = sms.signed_publish(
+        phone, sms.sms_text(alert, ctx.cfg.status_page_url), region, endpoint, creds)
+    reply = await _post(ctx, url, content=body, headers=headers, any_status=True)
+    answer = sms.parse_answer(reply.status, {}, reply.text.encode())
+    error = answer.get("Error") or {}
+    if reply.status >= 300 or error:
+        code = str(error.get("Code") or f"HTTP {reply.status}")
+        raise DeliveryError(f"SNS {code}: {str(error.get('Message', ''))[:200]}",
+                            retryable=reply.status >= 500 or sms.retryable(code))
+    if not answer.get("MessageId"):
+        raise DeliveryError(f"SNS answered without a MessageId: {reply.text[:200]}")
+
+
 SENDERS = {
     "webhook": send_webhook,
     "slack": send_slack,
     "discord": send_discord,
     "telegram": send_telegram,
     "email": send_email,
+    "sms": send_sms,
 }

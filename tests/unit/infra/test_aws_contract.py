@@ -284,3 +284,5 @@ def test_the_db_certificate_names_the_address_every_prober_verifies(run, invento
         assert f"IP:{variables['prober_db_host']}" in names, (variables["prober_db_host"], san)
         # its HTTP server binds loopback and the instance's private address, not 0.0.0.0
         assert config["http"]["listen"] == ["127.0.0.1", variables["private_ip"]]
+        # the sms channel publishes through SNS in the stack's own region
+        assert config["alerting"]["sns_region"] == variables["lighthouse_aws_region"] != ""

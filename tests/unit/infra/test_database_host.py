@@ -121,7 +121,10 @@ def test_db_role_is_scoped_to_the_backup_bucket_and_own_secret(run):
     secret_arn = run.one("aws:secretsmanager/secret:Secret").state["arn"]
     assert managed == {"arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
                        "arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy"}
-    by_resource = {s["Resource"]: sorted(s["Action"]) for s in statements}
+    (sms,) = [s for s in statements if "NotResource" in s]
+    assert sms == {"Sid": "SendSmsAlerts", "Effect": "Allow", "Action": "sns:Publish",
+                   "NotResource": "arn:aws:sns:*:*:*"}  # phone numbers only, no topic
+    by_resource = {s["Resource"]: sorted(s["Action"]) for s in statements if "Resource" in s}
     assert by_resource == {
         bucket_arn: ["s3:GetBucketLocation", "s3:ListBucket"],
         f"{bucket_arn}/*": ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject",
@@ -130,13 +133,14 @@ def test_db_role_is_scoped_to_the_backup_bucket_and_own_secret(run):
     }
     assert bucket_arn.startswith(f"arn:aws:s3:::lighthouse-{run.cfg.stack}-backups-")
     assert all(s["Effect"] == "Allow" and "*" not in s["Resource"].split(":")[-1][:1]
-               for s in statements)
+               for s in statements if s is not sms)
 
 
-def test_prober_role_reads_only_the_secret(prod):
+def test_prober_role_reads_only_the_secret_and_sends_sms(prod):
     statements, managed = _policy_of(prod, "prober")
     secret_arn = prod.one("aws:secretsmanager/secret:Secret").state["arn"]
-    assert [s["Resource"] for s in statements] == [secret_arn]
+    assert [s.get("Resource") for s in statements] == [secret_arn, None]
+    assert statements[1]["Sid"] == "SendSmsAlerts" and statements[1]["NotResource"]
     assert len(managed) == 2
 
 
