@@ -90,3 +90,29 @@ def test_writes_check_rows_for_local_target(sandbox, site: Converged) -> None:
                             "ON s.id = c.subscription_id WHERE s.name LIKE 'demo: closed port%' "
                             "AND c.status = 'success'")
     assert ok_down == [["0"]]
+
+
+def test_every_demo_monitor_type_is_checked_and_up(sandbox, site: Converged) -> None:
+    """One demo monitor per type (websocket, graphql, balance, canary, dns, push, http, tcp)
+    against the offline demo targets; each gets a successful check (bounded wait: the first
+    checks come within one 60 s interval, the push timer beats every 30 s)."""
+    sql = ("SELECT s.name, s.target_type, "
+           "coalesce(bool_or(c.status = 'success'), false), "
+           "coalesce(max(c.error_code || ': ' || c.error_message), '') "
+           "FROM subscriptions s LEFT JOIN check_history c ON c.subscription_id = s.id "
+           "WHERE s.name LIKE 'demo:%' AND s.name NOT LIKE 'demo: closed port%' "
+           "GROUP BY s.name, s.target_type ORDER BY s.name")
+    deadline = time.monotonic() + 150
+    while True:
+        rows = psql(sandbox, sql)
+        if (rows and all(r[2] == "t" for r in rows)) or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert {r[1] for r in rows} >= {"websocket", "graphql", "balance", "canary", "dns", "push",
+                                    "http", "tcp"}
+    assert [r for r in rows if r[2] != "t"] == []
+    balances = psql(sandbox, "SELECT s.name, (c.timings->>'balance')::numeric FROM check_history c "
+                             "JOIN subscriptions s ON s.id = c.subscription_id "
+                             "WHERE s.target_type = 'balance' AND c.status = 'success' "
+                             "ORDER BY s.name, c.time DESC LIMIT 1")
+    assert balances and float(balances[0][1]) == 1234.56  # "demo: USDC balance" sorts first

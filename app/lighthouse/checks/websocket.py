@@ -235,5 +235,19 @@ async def check_websocket(cfg: WebsocketConfig, ctx: CheckContext, progress: Pro
         progress.add("first_message", progress.ms_since(mark))
         _assert(cfg, message, ctx, progress)
     finally:
-        ws.transport.abort()  # a monitor need not wait for a closing handshake
+        await _close(ws)
+
+
+async def _close(ws: ClientConnection) -> None:
+    """A polite close (1000) so the target does not log an aborted connection, bounded; none
+    when the check's deadline cancelled us (the check must not outlive it)."""
+    task = asyncio.current_task()
+    try:
+        if task is None or not task.cancelling():
+            async with asyncio.timeout(0.5):
+                await ws.close()
+    except (TimeoutError, OSError, ConnectionClosed):
+        pass
+    finally:
+        ws.transport.abort()
 

@@ -12,6 +12,8 @@ import shlex
 import time
 from typing import TYPE_CHECKING, Any
 
+from lighthouse.push import token_sha256
+
 from lighthouse_ops.deploy.ansible_run import PlaybookResult
 
 if TYPE_CHECKING:
@@ -19,11 +21,54 @@ if TYPE_CHECKING:
     from lighthouse_ops.sandbox import Sandbox
 
 DEMO_TARGET_PORT = 8081
+# playbooks/files/demo_targets.py on the first prober host
+DEMO_API_PORT, DEMO_WS_PORT, DEMO_DNS_PORT = 8082, 8083, 5353
+DEMO_DNS_NAME = "demo.lighthouse.test"
+DEMO_WALLET = "0x" + "11" * 20
+DEMO_TOKEN_CONTRACT = "0x" + "22" * 20
 DEMO_USER = "demo"
+# The push token lives in the sandbox's secrets dir (demo.yml's password lookup makes it).
+PUSH_SECRET_NAME = "demo_push_token"  # noqa: S105 - a file name
 
 
-def demo_monitors(db_ip: str, prober_ip: str) -> list[dict[str, Any]]:
-    return [
+def demo_push_sha256(dep: LocalDeployment) -> str:
+    """The demo push monitor's token hash (the token itself stays in the secrets dir)."""
+    return token_sha256((dep.secrets_dir / PUSH_SECRET_NAME).read_text().strip())
+
+
+def demo_monitors(db_ip: str, prober_ip: str,
+                  push_sha256: str | None = None) -> list[dict[str, Any]]:
+    api = f"http://{prober_ip}:{DEMO_API_PORT}"
+    typed = [
+        {"name": "demo: websocket echo", "type": "websocket",
+         "config": {"url": f"ws://{prober_ip}:{DEMO_WS_PORT}/", "send": "ping",
+                    "expect": "ping", "timeout_s": 5}},
+        {"name": "demo: graphql status", "type": "graphql",
+         "config": {"url": f"{api}/graphql", "query": "{ status probers }",
+                    "json_path": "$.status", "json_expected": "ok", "timeout_s": 5}},
+        {"name": "demo: wallet balance", "type": "balance",
+         "config": {"url": f"{api}/rpc", "chain": "demo", "address": DEMO_WALLET,
+                    "min_balance": 1, "hysteresis": "0.5", "timeout_s": 5}},
+        {"name": "demo: USDC balance", "type": "balance",
+         "config": {"url": f"{api}/rpc", "chain": "demo", "address": DEMO_WALLET,
+                    "token": DEMO_TOKEN_CONTRACT, "decimals": 6, "min_balance": 100,
+                    "timeout_s": 5}},
+        {"name": "demo: login canary", "type": "canary",
+         "config": {"timeout_s": 5, "steps": [
+             {"name": "login", "method": "POST", "url": f"{api}/login",
+              "body": {"user": "demo"},
+              "extract": {"session": {"json_path": "$.token"}}},
+             {"name": "profile", "url": f"{api}/me",
+              "headers": {"Authorization": "Bearer {{session}}"},
+              "json_path": "$.user", "json_expected": "demo"}]}},
+        {"name": "demo: dns record", "type": "dns",
+         "config": {"name": DEMO_DNS_NAME, "server": prober_ip, "port": DEMO_DNS_PORT,
+                    "expected": [db_ip], "match": "exact", "timeout_s": 5}},
+    ]
+    if push_sha256 is not None:
+        typed.append({"name": "demo: push heartbeat", "type": "push",
+                      "config": {"token_sha256": push_sha256, "grace_s": 60}})
+    return typed + [
         {"name": "demo: web page on db-1", "type": "http",
          "config": {"url": f"http://{db_ip}:{DEMO_TARGET_PORT}/", "expected_status": [200],
                     "keyword": "Lighthouse demo", "timeout_s": 5}},
@@ -86,7 +131,8 @@ def ensure_demo(dep: LocalDeployment, echo: bool = True) -> None:
     db = next(h for h in hosts if h.role == "db")
     prober = next(h for h in hosts if h.role == "prober")
     dep.playbook("demo.yml", echo=echo)
-    psql(dep.sandbox, db.name, monitors_sql(demo_monitors(db.ip, prober.ip)))
+    psql(dep.sandbox, db.name,
+         monitors_sql(demo_monitors(db.ip, prober.ip, demo_push_sha256(dep))))
 
 
 def wait_for_first_checks(sb: Sandbox, timeout_s: float = 90, poll_s: float = 3) -> bool:

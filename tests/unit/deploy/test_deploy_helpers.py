@@ -5,6 +5,8 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+from lighthouse.checks import CheckContext
+from lighthouse.checks.runner import SUPPORTED_TYPES, parse_config
 from lighthouse_ops.deploy.ansible_run import PlaybookResult, changed_tasks, parse_recap
 from lighthouse_ops.deploy.demo import demo_monitors, monitors_sql
 from lighthouse_ops.deploy.inventory import LOCAL_GROUP_VARS, prepare_inventory
@@ -91,8 +93,11 @@ def test_host_requirements_are_the_locked_ones_with_hashes():
 
 
 def test_demo_sql_is_idempotent_by_name_and_quotes():
-    monitors = demo_monitors("10.0.0.2", "10.0.0.6")
-    assert {m["type"] for m in monitors} == {"http", "tcp"}
+    monitors = demo_monitors("10.0.0.2", "10.0.0.6", "ab" * 32)
+    assert {m["type"] for m in monitors} == set(SUPPORTED_TYPES) - {"tls"}  # no TLS offline
+    ctx = CheckContext.create(allow_cidrs=["10.0.0.0/24"])
+    for m in monitors:  # what the prober will parse: each config is valid for its type
+        parse_config(m["type"], m["config"], ctx)
     sql = monitors_sql([{"name": "it's", "type": "http", "config": {"url": "http://x/"}}])
     assert "'it''s'" in sql
     assert "WHERE NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.name = w.name)" in sql
