@@ -2,7 +2,11 @@
 
     lighthouse [-c prober.yaml] run
     lighthouse check https://example.com [--expect 200 --keyword ok --timeout 5]
+    lighthouse check dns --settings '{"name": "example.com", "record": "MX"}'   (any type)
     lighthouse monitors add NAME TARGET [--interval 60]   (TARGET: URL, tcp://h:p, tls://h[:p])
+    lighthouse monitors add NAME push://                  (prints the push URL once)
+    lighthouse monitors add NAME TYPE --settings JSON|@FILE (websocket/graphql/balance/canary/dns)
+    lighthouse monitors new-token M                       (push: rotate the token)
     lighthouse monitors list | pause M | resume M | remove M [--yes]   (M: id or name)
     lighthouse report [--days 7] [--json]
     lighthouse migrate [--dry-run]
@@ -34,7 +38,7 @@ from lighthouse.config import Config, ConfigError, StartupError, load
 from lighthouse.db.connect import one
 from lighthouse.logs import setup as setup_logging
 from lighthouse.models import Monitor
-from lighthouse.redact import redact, target_of
+from lighthouse.redact import target_of
 
 EXIT_FAIL, EXIT_USAGE, EXIT_DB = 1, 2, 3
 OPERATOR = "operator"
@@ -80,29 +84,29 @@ def target_config(target: str, args: argparse.Namespace | None = None) -> tuple[
             cfg["timeout_s"] = args.timeout
         return scheme, cfg
     if target in CONFIGURED_TYPES:
-        raw = getattr(args, "config", None) if args is not None else None
+        raw = getattr(args, "settings", None) if args is not None else None
         if raw is None:
-            raise CliError(f"target {target}: give its settings with --config JSON "
+            raise CliError(f"target {target}: give its settings with --settings JSON "
                            "(docs/checks.md lists the keys)")
         return target, _json_config(raw)
     raise CliError(f"target {target!r}: use http(s)://, tcp://host:port, tls://host[:port], "
-                   f"push:// or a type with --config ({', '.join(CONFIGURED_TYPES)})")
+                   f"push:// or a type with --settings ({', '.join(CONFIGURED_TYPES)})")
 
 
 def _json_config(raw: str) -> dict[str, Any]:
-    """--config: inline JSON, or @FILE holding it."""
+    """--settings: inline JSON, or @FILE holding it."""
     if raw.startswith("@"):
         try:
             with open(raw[1:], encoding="utf-8") as fh:
                 raw = fh.read()
         except OSError as exc:
-            raise CliError(f"--config {raw[:200]}: {exc.strerror}") from None
+            raise CliError(f"--settings {raw[:200]}: {exc.strerror}") from None
     try:
         doc = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise CliError(f"--config: not JSON ({exc})") from None
+        raise CliError(f"--settings: not JSON ({exc})") from None
     if not isinstance(doc, dict):
-        raise CliError("--config: expected a JSON object of the type's keys")
+        raise CliError("--settings: expected a JSON object of the type's keys")
     return doc
 
 
@@ -131,9 +135,14 @@ def format_result(result: Any) -> str:
         lines.append(f"http status:   {result.http_status}")
     if result.latency_ms is not None:
         lines.append(f"latency:       {result.latency_ms} ms")
-    for key in ("dns", "connect", "tls", "ttfb", "total"):
-        if key in (result.timings or {}):
-            lines.append(f"  {key + ':':<12} {result.timings[key]:8.2f} ms")
+    timings = dict(result.timings or {})
+    balance = timings.pop("balance", None)
+    total = timings.pop("total", None)
+    for key, value in [*timings.items(), *([("total", total)] if total is not None else [])]:
+        unit = "s" if key.endswith("_s") else "ms"  # since_push_s; the rest are phases in ms
+        lines.append(f"  {key + ':':<14} {value:8.2f} {unit}")
+    if balance is not None:
+        lines.append(f"balance:       {balance:g}")
     if result.cert_days_left is not None:
         lines.append(f"cert days:     {result.cert_days_left}")
     if result.error_message:
@@ -163,7 +172,7 @@ def cmd_check(cfg: Config, args: argparse.Namespace) -> int:
                           "error_message": result.error_message, "timings": result.timings,
                           "cert_days_left": result.cert_days_left}, indent=1))
     else:
-        print(f"{typ} {redact(args.target)}")
+        print(f"{typ} {target_of(monitor)}")
         print(format_result(result))
     return 0 if str(result.status) == "success" else EXIT_FAIL
 
@@ -485,7 +494,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="one-off check of a target; prints timings",
                        epilog=EXIT_CODES)
-    c.add_argument("target", help="http(s):// URL, tcp://host:port or tls://host[:port]")
+    c.add_argument("target", help="http(s):// URL, tcp://host:port, tls://host[:port] or "
+                   f"{'/'.join(CONFIGURED_TYPES)} with --settings")
+    c.add_argument("--settings", metavar="JSON|@FILE",
+                   help="the settings of a type named above (docs/checks.md)")
     c.add_argument("--method", help="HTTP method (default GET)")
     c.add_argument("--expect", type=int, action="append", help="expected status (repeatable)")
     c.add_argument("--keyword", help="body must contain this text")
@@ -503,8 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
     a = msub.add_parser("add", help="add a monitor (names are unique)")
     a.add_argument("name", help="a name not used by another monitor")
     a.add_argument("target", help="http(s):// URL, tcp://host:port, tls://host[:port], push:// "
-                   f"(prints its URL once) or {'/'.join(CONFIGURED_TYPES)} with --config")
-    a.add_argument("--config", metavar="JSON|@FILE",
+                   f"(prints its URL once) or {'/'.join(CONFIGURED_TYPES)} with --settings")
+    a.add_argument("--settings", metavar="JSON|@FILE",
                    help="the monitor's settings (docs/checks.md), for the types named above")
     a.add_argument("--grace", type=float, metavar="SECONDS",
                    help="push: extra seconds after the interval before it is down (default 60)")

@@ -154,3 +154,39 @@ def test_report_leaves_maintenance_out_of_uptime_star_without_double_counting(cl
     assert row["uptime_excluding_maintenance_pct"] == 100.0
     code, out, _ = cli("report", "--days", "1")
     assert "UPTIME*" in out and "100.0%" in out
+
+
+def test_typed_monitors_are_validated_on_add_and_listed_by_target(cli, tmp_path):
+    code, _, err = cli("monitors", "add", "rpc", "balance", "--settings",
+                       '{"url": "https://rpc.example/v2/KEY", "address": "0x12"}')
+    assert code == 2 and "balance monitor: address:" in err
+    code, _, err = cli("monitors", "add", "gql", "graphql", "--settings", '{"url": "https://x/"}')
+    assert code == 2 and "query" in err
+    code, _, err = cli("monitors", "add", "ws", "websocket")
+    assert code == 2 and "--settings" in err
+    code, _, err = cli("monitors", "add", "ns", "dns", "--settings", '{"name": "a.test",'
+                       ' "server": "10.1.2.3"}')
+    assert code == 2 and "ssrf" not in err and "10.1.2.3" in err  # private server, not allowed
+    settings = tmp_path / "rpc.json"
+    settings.write_text('{"url": "https://rpc.example/v2/SECRETKEY", "chain": "base",'
+                        ' "address": "0x' + "ab" * 20 + '", "min_balance": 5}')
+    assert cli("monitors", "add", "rpc", "balance", "--settings", f"@{settings}")[0] == 0
+    code, out, _ = cli("monitors", "list")
+    assert code == 0 and "balance" in out and "via rpc.example" in out
+    assert "SECRETKEY" not in out  # RPC URLs hold API keys: the list shows the host only
+
+
+def test_one_off_check_of_a_typed_target(cli):
+    from tests.support.dnsserver import DnsServer
+
+    server = DnsServer({("app.test", "A"): ["192.0.2.7"]}).start()
+    try:
+        settings = json.dumps({"name": "app.test", "server": "127.0.0.1", "port": server.port,
+                               "expected": ["192.0.2.7"]})
+        code, out, _ = cli("check", "dns", "--settings", settings, "--allow", "127.0.0.1/32")
+        assert code == 0 and "status:        success" in out and "A app.test @127.0.0.1" in out
+        assert "dns:" in out
+        code, out, _ = cli("check", "dns", "--settings", settings)  # loopback not allowed
+        assert code == 1 and "(ssrf)" in out
+    finally:
+        server.stop()
