@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+PUSH_CADENCE_S = 60
+
 
 class Status(enum.StrEnum):
     """Mirrors the `check_status` SQL enum."""
@@ -33,6 +35,13 @@ class Monitor:
     # The config as checks parsed it, (context, parsed): parsed once per load, not per check.
     # A changed subscription arrives as a new Monitor, so this never goes stale.
     parsed: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def cadence_s(self) -> int:
+        """How often the prober runs the check. A push monitor's interval is its job's period
+        (a nightly backup: 86400), so it is looked at every PUSH_CADENCE_S instead: a missed
+        push is noticed within a minute of interval + grace, not a day later."""
+        return min(self.interval_s, PUSH_CADENCE_S) if self.type == "push" else self.interval_s
 
 
 @dataclass(slots=True)

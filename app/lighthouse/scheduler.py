@@ -154,14 +154,14 @@ class Scheduler:
         now = max(self.clock(), not_before)
         if entry is None:
             entry = self._entries[monitor.id] = _Entry(monitor, off_phase=run_now)
-            self._schedule(entry, now if run_now else next_slot(monitor.id, monitor.interval_s,
+            self._schedule(entry, now if run_now else next_slot(monitor.id, monitor.cadence_s,
                                                                now))
         else:
-            interval_changed = entry.monitor.interval_s != monitor.interval_s
+            interval_changed = entry.monitor.cadence_s != monitor.cadence_s
             entry.monitor = monitor  # config changes apply from the next check
             if interval_changed:
                 entry.gen += 1
-                self._schedule(entry, next_slot(monitor.id, monitor.interval_s, now))
+                self._schedule(entry, next_slot(monitor.id, monitor.cadence_s, now))
 
     def remove(self, monitor_id: uuid.UUID) -> bool:
         gone = self._entries.pop(monitor_id, None) is not None
@@ -210,9 +210,9 @@ class Scheduler:
                     continue  # removed or rescheduled
                 if entry.off_phase:  # then on the monitor's stable slots, as after a restart
                     entry.off_phase = False
-                    self._schedule(entry, next_slot(mid, entry.monitor.interval_s, due))
+                    self._schedule(entry, next_slot(mid, entry.monitor.cadence_s, due))
                 else:
-                    self._schedule(entry, due + entry.monitor.interval_s)
+                    self._schedule(entry, due + entry.monitor.cadence_s)
                 if entry.running:
                     self._skip("running", entry.monitor)
                     continue
@@ -242,7 +242,7 @@ class Scheduler:
             late = self.clock() - due
             if entry.monitor.id not in self._entries or entry.running:
                 continue
-            if late > monitor.interval_s:
+            if late > monitor.cadence_s:
                 self._skip("overdue", monitor)
                 continue
             self.lateness.add(late)

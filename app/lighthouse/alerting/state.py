@@ -12,6 +12,8 @@
 - high_latency: `failure_threshold` consecutive successful checks slower than the threshold
   (monitor `alert_latency_ms`, else alerting.high_latency_ms); re-armed after
   `success_threshold` fast checks.
+- push monitors go down on the first no_push/pushed_down verdict and up on the first good one
+  (the verdict already waited interval + grace_s; one push proves the job ran).
 - low_balance: a balance check that fails only because the balance is below min_balance
   (error_code low_balance) counts as up and raises one low_balance alert; re-armed when a
   check measures the balance at min_balance + hysteresis or more.
@@ -136,9 +138,12 @@ class AlertPolicy:
             if s.first_bad is None:
                 s.first_bad = result
         new = s.health
-        if s.health is not Health.DOWN and s.fails >= self.cfg.failure_threshold:
+        # A push verdict is already damped by its grace, and one push proves the job ran.
+        down_at, up_at = ((1, 1) if monitor.type == "push"
+                          else (self.cfg.failure_threshold, self.cfg.success_threshold))
+        if s.health is not Health.DOWN and s.fails >= down_at:
             new = Health.DOWN
-        elif s.health is not Health.UP and s.oks >= self.cfg.success_threshold:
+        elif s.health is not Health.UP and s.oks >= up_at:
             new = Health.UP
         now = self.clock()
         if new is not s.health:

@@ -181,3 +181,16 @@ def test_low_balance_alerts_once_rearms_above_hysteresis_and_is_not_downtime():
     assert balance(15) == []  # at min + hysteresis: re-armed
     assert balance(7) == ["low_balance"]
     assert balance(None, "connect") == []  # endpoint down: no balance, no balance alert
+
+
+def test_push_monitor_is_looked_at_every_minute_and_alerts_on_the_first_verdict():
+    policy, mon, clock = setup()  # failure_threshold 3, success_threshold 2 for the others
+    mon.type, mon.interval_s = "push", 86400  # a nightly job
+    mon.config = {"token_sha256": "ab" * 32, "grace_s": 1800}
+    assert mon.cadence_s == 60  # not once a day: a missed push is seen within a minute
+    assert feed(policy, mon, clock, ["success"]) == []
+    assert feed(policy, mon, clock, ["failure"], error_code="no_push") == ["downtime"]
+    assert feed(policy, mon, clock, ["failure"], error_code="no_push") == []
+    assert feed(policy, mon, clock, ["success"]) == ["recovery"]  # one push proves the job ran
+    http = Monitor(uuid.uuid4(), "api", "http", {"url": "https://x/"}, 300)
+    assert http.cadence_s == 300
