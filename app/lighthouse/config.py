@@ -75,6 +75,7 @@ class StorageConfig:
     monitor_cache: str = ""  # last known monitor set ("": monitors.json beside spool_dir)
     spool_fsync: str = "batch"  # "batch": fsync after each spooled batch; "off": leave it to the OS
     retry_interval_s: float = 2.0  # how often to try the database again while it is down
+    max_buffered_rows: int = 100_000  # results waiting in memory; the oldest beyond go to the spool
 
 
 @dataclass(slots=True)

@@ -74,6 +74,9 @@ class Metrics:
                                  registry=r)
         self.spool_rows = Gauge("lighthouse_spool_rows", "Results in the on-disk spool",
                                 registry=r)
+        self.write_spilled = Counter("lighthouse_write_spilled_rows",
+                                     "Results moved to the spool because the write buffer was "
+                                     "full (the database slower than the checks)", registry=r)
         self.spool_lost = Counter("lighthouse_spool_lost_rows",
                                   "Results dropped because the spool was full", registry=r)
         self.db_up = Gauge("lighthouse_database_up", "1 if the last database write worked",

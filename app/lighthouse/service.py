@@ -35,7 +35,7 @@ from lighthouse.monitor_cache import MonitorCache
 from lighthouse.push import PushStore
 from lighthouse.scheduler import CheckFn, Scheduler
 from lighthouse.source import MonitorSource
-from lighthouse.storage import ResultWriter
+from lighthouse.storage import ResultWriter, WriterThread
 from lighthouse.watchdog import Watchdog
 from lighthouse.web.server import BindError, WebApp
 from lighthouse.web.statuspage import Branding
@@ -67,7 +67,7 @@ class Prober:
         self.source = MonitorSource(dsn, self.scheduler, poll_s=cfg.scheduler.reload_poll_s,
                                     connect_timeout_s=cfg.database.connect_timeout_s,
                                     cache=self.cache)
-        self.writer.on_reachable = self.source.wake  # LISTEN again as soon as writes work
+        self.writer_thread = WriterThread(self.writer)
         self.monitors_from = "database"  # or "cache": started while the database was down
         timeout = cfg.database.connect_timeout_s
         conn_kwargs = {"autocommit": True, "connect_timeout": max(1, int(timeout)),
@@ -192,7 +192,15 @@ class Prober:
               concurrency=self.cfg.scheduler.max_concurrency, http_port=self.http_port)
 
     def _start_writers(self) -> None:
-        self._tasks.append(asyncio.create_task(self.writer.run(), name="lh-writer"))
+        # The writer runs in its own thread (storage.WriterThread); it tells us from there
+        # when writes work again, and the source (on this loop) LISTENs again at once.
+        loop = asyncio.get_running_loop()
+
+        def reachable() -> None:
+            loop.call_soon_threadsafe(self.source.wake)
+
+        self.writer.on_reachable = reachable
+        self.writer_thread.start()
         self._tasks.append(asyncio.create_task(self.incidents.run(), name="lh-incidents"))
 
     def _start_database_tasks(self) -> None:
@@ -251,7 +259,7 @@ class Prober:
                 task.cancel()
         summary = await self.scheduler.stop(grace)
         await self.dispatcher.close(grace)
-        await self.writer.close()
+        await self.writer_thread.close()
         self.incidents.stop()
         with contextlib.suppress(Exception):  # database down: lost on exit, logged by flush
             await asyncio.wait_for(self.incidents.flush(), timeout=max(1.0, grace))
@@ -283,7 +291,8 @@ class Prober:
         tick_age = None if s.last_tick is None else round(time.monotonic() - s.last_tick, 3)
         p99 = s.lateness.quantile(0.99)
         db = self._db_ping()
-        scheduler_ok = s.running and tick_age is not None and tick_age < STALL_S
+        scheduler_ok = (s.running and tick_age is not None and tick_age < STALL_S
+                        and not self.writer_thread.died)
         status = "failing" if not scheduler_ok else ("ok" if db and self.source.listening
                                                      else "degraded")
         w = self.writer
@@ -299,7 +308,8 @@ class Prober:
                           "skipped": dict(s.skipped)},
             "storage": {"buffered": w.buffered, "inserted": w.stats.inserted,
                         "spool_rows": w.spool.rows, "spool_bytes": w.spool.size_bytes,
-                        "spool_lost": w.spool.lost},
+                        "spool_lost": w.spool.lost, "spilled": w.stats.spilled,
+                        "writer_running": not self.writer_thread.died},
             "alerts": {"pending": self.dispatcher.pending, "sent": self.dispatcher.sent,
                        "incidents_pending": self.incidents.pending,
                        "failed": self.dispatcher.failed},

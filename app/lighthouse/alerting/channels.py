@@ -35,7 +35,6 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlsplit
 
-from lighthouse.alerting import sms
 from lighthouse.alerting.state import Alert
 from lighthouse.checks.context import CheckContext
 from lighthouse.checks.errors import CheckError, ErrorCode
@@ -242,6 +241,11 @@ async def send_email(ctx: ChannelContext, config: dict[str, Any], alert: Alert) 
 
 
 async def send_sms(ctx: ChannelContext, config: dict[str, Any], alert: Alert) -> None:
+    try:  # botocore comes with the wheel's `backup` extra (the AWS inventory installs it)
+        from lighthouse.alerting import sms
+    except ImportError:
+        raise DeliveryError("sms channel needs botocore: install lighthouse[backup] "
+                            "(Ansible: prober_install_extras: backup)", retryable=False) from None
     phone = config.get("phone")
     if not isinstance(phone, str) or not sms.E164.fullmatch(phone):
         raise DeliveryError("sms channel needs phone in E.164 form (+15551234567)",

@@ -54,3 +54,14 @@ def test_cli_targets():
     for bad in ("ftp://e.com", "tcp://e.com", "http://", "tcp://e.com:99999"):
         with pytest.raises(CliError):
             target_config(bad)
+
+
+def test_the_prober_runs_without_the_aws_sdk():
+    """botocore is in the `backup` extra, not the prober's own dependencies: the service must
+    import without it (the sms channel imports it when it sends)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['botocore'] = None; sys.modules['boto3'] = None; "
+            "import lighthouse.service, lighthouse.cli")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
