@@ -57,13 +57,19 @@ def parse_tcp_config(cfg: dict[str, Any], ctx: CheckContext) -> TcpConfig:
     return TcpConfig(host, port, parse_timeout(cfg, ctx))
 
 
+async def vetted_ip(host: str, port: int, ctx: CheckContext, progress: Progress) -> IPAddress:
+    """The dns phase: resolve host and vet every answer (SSRF); the address to connect to."""
+    progress.phase = "dns"
+    ip, dns_ms = await resolve_vetted(host, port, ctx.ssrf, ctx.prefer_ipv6, ctx.dns_executor())
+    progress.add("dns", dns_ms)
+    return ip
+
+
 async def open_vetted(
     host: str, port: int, ctx: CheckContext, progress: Progress
 ) -> tuple[IPAddress, asyncio.StreamWriter]:
     """Resolve + vet host, then connect to the vetted address. Returns (ip, writer)."""
-    progress.phase = "dns"
-    ip, dns_ms = await resolve_vetted(host, port, ctx.ssrf, ctx.prefer_ipv6, ctx.dns_executor())
-    progress.add("dns", dns_ms)
+    ip = await vetted_ip(host, port, ctx, progress)
     progress.phase = "connect"
     mark = time.perf_counter()
     try:

@@ -12,8 +12,8 @@ from lighthouse.checks.context import CheckContext
 from lighthouse.checks.errors import CheckError, ErrorCode
 from lighthouse.checks.fetch import classify
 from lighthouse.checks.progress import Progress, cert_expiry
-from lighthouse.checks.ssrf import parse_ip, resolve_vetted
-from lighthouse.checks.tcp import parse_host_port, parse_timeout
+from lighthouse.checks.ssrf import parse_ip
+from lighthouse.checks.tcp import parse_host_port, parse_timeout, vetted_ip
 
 
 @dataclass(slots=True)
@@ -33,11 +33,7 @@ def parse_tls_config(cfg: dict[str, Any], ctx: CheckContext) -> TlsConfig:
 
 
 async def check_tls(cfg: TlsConfig, ctx: CheckContext, progress: Progress) -> None:
-    progress.phase = "dns"
-    ip, dns_ms = await resolve_vetted(
-        cfg.host, cfg.port, ctx.ssrf, ctx.prefer_ipv6, ctx.dns_executor()
-    )
-    progress.add("dns", dns_ms)
+    ip = await vetted_ip(cfg.host, cfg.port, ctx, progress)
     progress.phase = "connect"
     mark = time.perf_counter()
     loop = asyncio.get_running_loop()

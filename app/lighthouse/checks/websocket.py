@@ -29,8 +29,7 @@ from lighthouse.checks.errors import CheckError, ErrorCode
 from lighthouse.checks.fetch import classify
 from lighthouse.checks.keys import reject_unknown, text
 from lighthouse.checks.progress import Progress, cert_expiry
-from lighthouse.checks.ssrf import resolve_vetted
-from lighthouse.checks.tcp import parse_timeout
+from lighthouse.checks.tcp import parse_timeout, vetted_ip
 
 KEYS = ("url", "headers", "send", "expect", "json_path", "json_expected", "subprotocols")
 _REDIRECTS = frozenset({300, 301, 302, 303, 307, 308})
@@ -129,11 +128,7 @@ class _Timed(ClientConnection):
 
 
 async def _socket(cfg: WebsocketConfig, ctx: CheckContext, progress: Progress) -> socket.socket:
-    progress.phase = "dns"
-    ip, dns_ms = await resolve_vetted(
-        cfg.host, cfg.port, ctx.ssrf, ctx.prefer_ipv6, ctx.dns_executor()
-    )
-    progress.add("dns", dns_ms)
+    ip = await vetted_ip(cfg.host, cfg.port, ctx, progress)
     progress.phase = "connect"
     mark = time.perf_counter()
     sock = socket.socket(socket.AF_INET6 if ip.version == 6 else socket.AF_INET)
