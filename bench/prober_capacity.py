@@ -154,15 +154,21 @@ async def run_service(cfg: Config, seconds: float, noop: bool) -> dict:
     await prober.start()
     started = time.monotonic()
     samples = []
+    backlog = []  # results produced but not yet in the database, during the run
     while time.monotonic() - started < seconds:
         await asyncio.sleep(5)
         s = prober.scheduler  # not prober.health(): its DB ping would block the loop
         samples.append(s.queue_depth)
+        w = prober.writer
+        backlog.append(s.completed - w.stats.inserted - w.stats.spooled)
         recent = sorted(list(s.lateness.samples)[-5000:]) or [0.0]
         print(f"  t={time.monotonic() - started:5.0f}s checks={s.completed:7d} "
               f"queue={s.queue_depth:5d} in_flight={s.in_flight:4d} "
               f"p99_late(last 5000)={quantile(recent, 0.99):.3f}s "
-              f"rss={rss_mb('VmRSS'):.0f}MB cpu={time.process_time() - cpu0:.1f}s", flush=True)
+              f"rss={rss_mb('VmRSS'):.0f}MB cpu={time.process_time() - cpu0:.1f}s "
+              f"unwritten={backlog[-1]}", flush=True)
+    written_in_run = prober.writer.stats.inserted
+    run_s = time.monotonic() - started
     summary = await prober.stop()
     s = prober.scheduler
     late = sorted(s.lateness.samples)
@@ -182,6 +188,10 @@ async def run_service(cfg: Config, seconds: float, noop: bool) -> dict:
         "checks_per_cpu_s": round(s.completed / max(time.process_time() - cpu0, 1e-9)),
         "rss_peak_mb": round(rss_mb("VmHWM"), 1),
         "cpu_s": round(time.process_time() - cpu0, 1),
+        # Stored while running (not by the final flush): does the write rate track the checks?
+        "rows_per_s_in_run": round(written_in_run / max(run_s, 1e-9)),
+        "checks_per_s_in_run": round(s.completed / max(run_s, 1e-9)),
+        "unwritten_max": max(backlog, default=0), "unwritten_last": backlog[-1] if backlog else 0,
         "written": prober.writer.stats.inserted, "spooled": prober.writer.stats.spooled,
         "spool_lost": prober.writer.spool.lost, "shutdown": summary,
     }
@@ -241,6 +251,9 @@ def main() -> int:
               f"rss_peak={result['rss_peak_mb']}MB stored={stored} lost={result['lost']} "
               f"cpu={result['cpu_s']}s ({result['checks_per_cpu_s']} checks/CPU-s) "
               f"check_p99={result['check_ms_p99']}ms goals={'MET' if ok else 'MISSED'}")
+        print(f"WRITES during the run: {result['rows_per_s_in_run']} rows/s for "
+              f"{result['checks_per_s_in_run']} checks/s; unwritten max "
+              f"{result['unwritten_max']}, at the end {result['unwritten_last']}")
         return 0 if ok else 1
     finally:
         target.terminate()
