@@ -74,7 +74,8 @@ class WebApp:
                  days: int = 90, max_monitors: int = 200,
                  live_states: Callable[[], dict[str, str]] | None = None,
                  public_url: str = "",
-                 branding: statuspage.Branding | None = None) -> None:
+                 branding: statuspage.Branding | None = None,
+                 request_timeout_s: float = 30.0) -> None:
         self.metrics = metrics
         self.health = health
         self.pool = pool
@@ -83,6 +84,9 @@ class WebApp:
         self.max_monitors = max_monitors
         self.live_states = live_states or dict
         self.public_url = public_url.rstrip("/")  # absolute links in the feed when known
+        # A client that connects and then sends nothing (or less body than it announced) would
+        # hold one of the server's threads for ever; this closes it instead.
+        self.request_timeout_s = request_timeout_s
         self._badges: dict[tuple[uuid.UUID, str], tuple[float, bytes]] = {}
         self.branding = branding or statuspage.Branding()
         # page number -> (built at, collected page, html, gzipped html)
@@ -198,6 +202,7 @@ class WebApp:
         class Handler(BaseHTTPRequestHandler):
             server_version = "lighthouse"
             sys_version = ""
+            timeout = app.request_timeout_s
 
             def log_message(self, fmt: str, *args: Any) -> None:  # quiet; errors logged below
                 return

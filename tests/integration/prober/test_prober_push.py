@@ -150,3 +150,20 @@ def test_database_down_is_an_error_not_a_verdict_on_the_job():
 
     r = run_async(go())
     assert (r.status, r.error_code) == (Status.ERROR, "database")
+
+
+def test_a_client_that_stalls_is_cut_off(lh_dsn, push_monitor):
+    """A job that announces a body and never sends it must not hold a server thread."""
+    import socket
+    import time
+
+    _mid, token = push_monitor
+    with serve_web(lh_dsn, request_timeout_s=0.5) as base:
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(f"POST /push/{token} HTTP/1.1\r\nHost: x\r\n"
+                         "Content-Length: 100\r\n\r\npartial".encode())
+            started = time.monotonic()
+            assert sock.recv(1024) == b""  # closed by the server, not answered
+            assert time.monotonic() - started < 3
+        assert call(f"{base}/push/{token}")[0] == 200  # and it still serves
