@@ -188,10 +188,21 @@ async def check_canary(cfg: CanaryConfig, ctx: CheckContext, progress: Progress)
             if step.extract:
                 _take(step, fetched, ctx, progress, values)
         except CheckError as exc:
-            raise CheckError(exc.code, f"{label}: {exc.message}") from None
+            # Extracted values are often session tokens: never store one in a message or snippet.
+            if progress.snippet is not None:
+                progress.snippet = _scrub(progress.snippet.decode("utf-8", "replace"),
+                                          values).encode()
+            raise CheckError(exc.code, _scrub(f"{label}: {exc.message}", values)) from None
         progress.timings[f"step{i}"] = progress.ms_since(mark)
     progress.step = None
     check_latency(cfg.max_latency_ms, progress)
+
+
+def _scrub(text: str, values: dict[str, str]) -> str:
+    for name, value in values.items():
+        if len(value) >= 4:  # shorter ones ("ok", "1") are not secrets and would mangle text
+            text = text.replace(value, f"{{{{{name}}}}}")
+    return text
 
 
 def _take(

@@ -172,3 +172,4 @@ def test_canary_missing_extraction_fails_the_step(api):
     r = probe("canary", {"steps": [step]})
     assert r.error_code == "assertion"
     assert r.error_message == "step 1 (login): extract t: no 'X-Nope' header"
+

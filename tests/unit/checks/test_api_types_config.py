@@ -119,3 +119,11 @@ def test_canary_variable_from_an_earlier_step_is_accepted():
     )
     assert cfg.steps[0].http is not None  # no templates: parsed once
     assert cfg.steps[1].http is None  # templated: parsed per run
+
+
+def test_canary_messages_name_the_placeholder_not_the_extracted_value():
+    from lighthouse.checks.canary import _scrub
+
+    values = {"token": "tok-123456", "uid": "7"}
+    text = "step 2 (use): HTTP 500 at /orders/7?t=tok-123456"
+    assert _scrub(text, values) == "step 2 (use): HTTP 500 at /orders/7?t={{token}}"  # "7" kept
