@@ -140,7 +140,7 @@ class WebApp:
         status = (params.get("status") or ["up"])[0]
         if status not in ("up", "down"):
             return 400, {"error": "status: expected up or down"}
-        message = (params.get("msg") or [""])[0]
+        message = (params.get("msg") or [""])[0].replace("\x00", "")  # text cannot hold NUL
         with self._connection() as conn:
             mid = push.record_push(conn, token, status, redact(message) if message else None)
         if mid is None:  # unknown, paused and removed look the same from outside

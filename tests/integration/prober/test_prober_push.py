@@ -100,11 +100,14 @@ def test_silence_push_and_reported_failure(lh_dsn, push_monitor, caplog):
         assert late.error_code == "no_push" and "last push 7 min ago" in late.error_message
 
         assert call(f"{base}/push/{token}?status=maybe")[0] == 400
+        assert call(f"{base}/push/{token}?status=down&msg=nul%00byte")[0] == 200
+        assert "nulbyte" in check(lh_dsn, mid).error_message
+        assert call(f"{base}/push/{token}")[0] == 200
         assert call(f"{base}/push/{'x' * 43}")[0] == 404
         assert call(f"{base}/push/")[0] == 404
         assert call(f"{base}/push/{'y' * 5000}")[0] in (404, 414)
     assert scalar(lh_dsn, "SELECT pushes FROM push_heartbeats WHERE subscription_id = %s",
-                  (mid,)) == 3
+                  (mid,)) == 5
     assert token not in caplog.text
 
 
