@@ -26,6 +26,7 @@ from lighthouse.checks.http import (
     check_latency,
     exchange,
     parse_http_config,
+    parse_max_latency,
     read_text,
 )
 from lighthouse.checks.keys import reject_unknown, text
@@ -154,16 +155,7 @@ def parse_canary_config(cfg: dict[str, Any], ctx: CheckContext) -> CanaryConfig:
         extract = _extract(raw.get("extract"), where)
         known |= set(extract)
         steps.append(Step(str(name), None if used else parsed, template, extract))
-    max_latency = cfg.get("max_latency_ms")
-    if max_latency is not None and (
-        isinstance(max_latency, bool)
-        or not isinstance(max_latency, int | float)
-        or max_latency <= 0
-    ):
-        raise CheckError(
-            ErrorCode.CONFIG, f"max_latency_ms: expected a number > 0, got {max_latency!r}"
-        )
-    return CanaryConfig(steps, max_latency, timeout)
+    return CanaryConfig(steps, parse_max_latency(cfg), timeout)
 
 
 async def check_canary(cfg: CanaryConfig, ctx: CheckContext, progress: Progress) -> None:

@@ -56,6 +56,11 @@ def _number(cfg: dict[str, Any], key: str, default: float | None, lo: float, hi:
     return value
 
 
+def parse_max_latency(cfg: dict[str, Any]) -> float | None:
+    """`max_latency_ms` (ms, optional): a correct answer slower than this is a latency failure."""
+    return _number(cfg, "max_latency_ms", None, 1, 3_600_000)
+
+
 def parse_url(raw: Any, key: str = "url") -> httpx.URL:
     if not isinstance(raw, str) or not raw:
         raise CheckError(ErrorCode.CONFIG, f"{key}: expected an http(s) URL, got {raw!r}")
@@ -136,7 +141,7 @@ def parse_http_config(cfg: dict[str, Any], ctx: CheckContext) -> HttpConfig:
         keyword=keyword,
         json_path=json_path,
         json_expected=cfg.get("json_expected", assertions.MISSING),
-        max_latency_ms=_number(cfg, "max_latency_ms", None, 1, 3_600_000),
+        max_latency_ms=parse_max_latency(cfg),
         follow_redirects=follow,
         max_redirects=int(_number(cfg, "max_redirects", ctx.default_max_redirects, 0, 30) or 0),
         timeout_s=float(
