@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import ipaddress
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -123,6 +124,14 @@ class HttpConfig:
 
 
 @dataclass(slots=True)
+class FleetConfig:
+    enabled: bool = False  # several probers share the monitors (lighthouse.fleet)
+    name: str = ""  # this prober's name, unique in the fleet ("": the host name)
+    location: str = "default"  # where it checks from; each monitor once per location
+    lease_s: float = 15.0  # a prober silent this long is dead; heartbeats every lease_s / 3
+
+
+@dataclass(slots=True)
 class LoggingConfig:
     level: str = "INFO"
     format: str = "kv"  # "kv" (key=value) | "json"
@@ -136,6 +145,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     alerting: AlertingConfig = field(default_factory=AlertingConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = "<defaults>"  # where the file part came from (for messages)
 
@@ -175,7 +185,11 @@ _BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("http", "port"): (0, 65535),  # 0: any free port (tests)
     ("http", "metrics_max_monitors"): (0, 1_000_000),
     ("alerting", "smtp_port"): (1, 65535),
+    ("fleet", "lease_s"): (3, 3600),
 }
+# Also enforced by sql/007_fleet.sql (probers table), so a hand-made row cannot break ownership.
+FLEET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+FLEET_LOCATION_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 SECRET_KEYS = {("database", "dsn"), ("alerting", "telegram_bot_token"),
                ("alerting", "smtp_password")}
 
@@ -271,6 +285,12 @@ def _validate(cfg: Config) -> None:
         except ValueError:
             raise ConfigError(f"{cfg.source}: http.listen[{i}]: must be an IP address to bind "
                               f"(127.0.0.1, 10.0.1.5, ::1), got {addr!r}") from None
+    if cfg.fleet.name and not FLEET_NAME_RE.match(cfg.fleet.name):
+        raise ConfigError(f"{cfg.source}: fleet.name: letters, digits, '.', '_', '-' "
+                          f"(at most 63), got {cfg.fleet.name!r}")
+    if not FLEET_LOCATION_RE.match(cfg.fleet.location):
+        raise ConfigError(f"{cfg.source}: fleet.location: lower-case letters, digits, '.', "
+                          f"'_', '-' (at most 63, e.g. eu-west-1), got {cfg.fleet.location!r}")
     ua = cfg.checks.user_agent
     if not ua or any(c in ua for c in "\r\n\x00") or not ua.isascii():
         raise ConfigError(f"{cfg.source}: checks.user_agent: must be one line of ASCII text")

@@ -84,6 +84,16 @@ class Metrics:
         self.alerts = Counter("lighthouse_alert_deliveries",
                               "Alert delivery attempts, by type, channel and outcome",
                               ["alert_type", "channel", "outcome"], registry=r)
+        self.fleet_members = Gauge("lighthouse_fleet_members",
+                                   "Live probers per location, as this prober last saw them",
+                                   ["location"], registry=r)
+        self.fleet_heartbeat_errors = Counter(
+            "lighthouse_fleet_heartbeat_errors",
+            "Heartbeats that did not reach the database (ownership stays as it was)", registry=r)
+        self.fleet_verdicts = Counter(
+            "lighthouse_fleet_verdicts",
+            "Combined verdicts evaluated, by outcome (changed: this prober made the change)",
+            ["outcome"], registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

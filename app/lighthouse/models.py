@@ -32,6 +32,10 @@ class Monitor:
     type: str  # monitor_type enum: "http" | "tcp" | "tls" (+ seed types not probed here)
     config: dict[str, Any]  # subscriptions.target_config
     interval_s: int
+    # Where it is checked from (None: every location with a live prober) and how many of
+    # them must agree on down/up (None: a majority). subscriptions.locations / .quorum.
+    locations: tuple[str, ...] | None = None
+    quorum: int | None = None
     # The config as checks parsed it, (context, parsed): parsed once per load, not per check.
     # A changed subscription arrives as a new Monitor, so this never goes stale.
     parsed: Any = field(default=None, compare=False, repr=False)
@@ -58,3 +62,4 @@ class CheckResult:
     cert_days_left: int | None = None  # TLS checks
     cert_expires_at: float | None = None  # notAfter, epoch seconds (metrics; rows keep days)
     alert_triggered: bool = False  # set by alerting before the row is written
+    location: str = ""  # fleet.location of the prober that ran it ("" outside a fleet)

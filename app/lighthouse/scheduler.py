@@ -144,6 +144,10 @@ class Scheduler:
     def monitors(self) -> list[Monitor]:
         return [e.monitor for e in self._entries.values()]
 
+    def get(self, monitor_id: uuid.UUID) -> Monitor | None:
+        entry = self._entries.get(monitor_id)
+        return entry.monitor if entry else None
+
     def _schedule(self, entry: _Entry, due: float) -> None:
         heapq.heappush(self._heap, (due, next(self._seq), entry.monitor.id, entry.gen))
 

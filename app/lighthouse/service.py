@@ -14,17 +14,22 @@ import contextlib
 import gc
 import logging
 import signal
+import socket
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from lighthouse.alerting.dispatch import AlertDispatcher
-from lighthouse.alerting.state import AlertPolicy
+from lighthouse.alerting.state import AlertPolicy, Change
 from lighthouse.checks import CheckContext, run_check
 from lighthouse.config import Config, StartupError
+from lighthouse.fleet.membership import Membership
+from lighthouse.fleet.ownership import Members
+from lighthouse.fleet.verdict import Decision, Verdicts, alert_for, first_bad_result
 from lighthouse.incidents import IncidentLog
 from lighthouse.logs import event
 from lighthouse.maintenance_windows import MaintenanceSchedule
@@ -81,9 +86,14 @@ class Prober:
         # health changes -> incidents table (status page, API, notes), whether or not alerts
         # are sent
         self.incidents = IncidentLog(self.apool, retry_s=cfg.storage.retry_interval_s)
-        self.policy.on_change = self.incidents.record
+        self.policy.on_change = self._health_changed
         self.maintenance = MaintenanceSchedule(self.apool)
         self.policy.muted = self.maintenance.muted  # alerts held in maintenance windows
+        self.fleet: Membership | None = None
+        self.verdicts: Verdicts | None = None
+        self.location = ""
+        if cfg.fleet.enabled:
+            self._join_fleet()
         self.web = WebApp(metrics=self.metrics, health=self.health, pool=self.pool,
                           title=cfg.http.title, days=cfg.http.status_days,
                           max_monitors=cfg.http.status_max_monitors,
@@ -94,6 +104,39 @@ class Prober:
         self.http_port: int | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._started = False
+
+    def _join_fleet(self) -> None:
+        """Membership decides what this prober checks; verdicts across locations decide
+        up/down alerts (lighthouse.fleet)."""
+        fc = self.cfg.fleet
+        self.location = fc.location
+        fleet = self.fleet = Membership(self.apool, fc.name or socket.gethostname(), fc.location,
+                                        fc.lease_s, self.metrics,
+                                        on_change=self._members_changed)
+        self.verdicts = Verdicts(self.apool, fleet, self.metrics, on_decision=self._decided,
+                                 monitor=self.scheduler.get, muted=self.maintenance.muted,
+                                 retry_s=self.cfg.storage.retry_interval_s)
+        self.source.owns = lambda mid, locations: fleet.current.owns(mid, locations)
+        self.policy.shared = lambda m: len(fleet.current.checked_from(m.locations)) > 1
+        self.policy.leads = lambda m: fleet.current.leads(m.locations)
+
+    def _members_changed(self, members: Members) -> None:
+        self.source.resync()  # what this prober owns moved: reload within a second
+
+    def _health_changed(self, change: Change) -> None:
+        if (self.verdicts is not None and change.monitor is not None
+                and self.policy.shared is not None and self.policy.shared(change.monitor)):
+            self.verdicts.report(change)  # the combined verdict records the incident
+        else:
+            self.incidents.record(change)
+
+    def _decided(self, decision: Decision) -> None:
+        if decision.changed:
+            self.incidents.record(Change(decision.monitor.id, decision.health,
+                                         decision.since or datetime.now(UTC),
+                                         first_bad_result(decision), decision.monitor))
+        if decision.notify and self.cfg.alerting.enabled:
+            self.dispatcher.submit(alert_for(decision))
 
     def _hard_deadline(self, monitor: Monitor) -> float:
         t = monitor.config.get("timeout_s") or self.cfg.checks.default_timeout_s
@@ -108,6 +151,7 @@ class Prober:
         self.metrics.probes.forget(monitor_id)
 
     def on_result(self, monitor: Monitor, result: CheckResult) -> None:
+        result.location = self.location
         self.metrics.probes.observe(monitor, result)
         alerts = self.policy.observe(monitor, result)  # state (and incidents) always
         if alerts and self.cfg.alerting.enabled:
@@ -154,6 +198,12 @@ class Prober:
             await self._start_from_cache(str(exc))
             return
         self._start_writers()
+        if self.fleet is not None:  # known to the others before choosing what to own
+            try:
+                await self.fleet.beat()
+            except Exception as exc:  # the heartbeat loop keeps trying
+                event(log, "first fleet heartbeat failed", logging.WARNING,
+                      error=type(exc).__name__)
         try:
             await self.source.initial_load()
         except Exception as exc:  # the source loop keeps retrying
@@ -202,10 +252,14 @@ class Prober:
         self.writer.on_reachable = reachable
         self.writer_thread.start()
         self._tasks.append(asyncio.create_task(self.incidents.run(), name="lh-incidents"))
+        if self.verdicts is not None:
+            self._tasks.append(asyncio.create_task(self.verdicts.run(), name="lh-verdicts"))
 
     def _start_database_tasks(self) -> None:
         self._tasks.append(asyncio.create_task(self.source.run(), name="lh-source"))
         self._tasks.append(asyncio.create_task(self.maintenance.run(), name="lh-windows"))
+        if self.fleet is not None:
+            self._tasks.append(asyncio.create_task(self.fleet.run(), name="lh-fleet"))
         if self.cfg.database.maintenance_interval_s > 0:
             self._tasks.append(asyncio.create_task(self._maintenance(), name="lh-maint"))
 
@@ -255,9 +309,16 @@ class Prober:
         await self.watchdog.stop()  # the scheduler stops ticking now; TimeoutStopSec takes over
         self.source.stop()
         for task in self._tasks:
-            if task.get_name() in ("lh-source", "lh-maint", "lh-await-db", "lh-windows"):
+            if task.get_name() in ("lh-source", "lh-maint", "lh-await-db", "lh-windows",
+                                   "lh-fleet"):
                 task.cancel()
         summary = await self.scheduler.stop(grace)
+        if self.verdicts is not None:  # the last reports decide (and alert) before we go
+            self.verdicts.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.verdicts.drain(), timeout=max(1.0, grace))
+        if self.fleet is not None:  # the others take our monitors now, not after the lease
+            await self.fleet.leave()
         await self.dispatcher.close(grace)
         await self.writer_thread.close()
         self.incidents.stop()
@@ -310,6 +371,12 @@ class Prober:
                         "spool_rows": w.spool.rows, "spool_bytes": w.spool.size_bytes,
                         "spool_lost": w.spool.lost, "spilled": w.stats.spilled,
                         "writer_running": not self.writer_thread.died},
+            "fleet": None if self.fleet is None else {
+                "name": self.fleet.name, "location": self.fleet.location,
+                "members": {loc: list(names) for loc, names
+                            in self.fleet.current.by_location.items()},
+                "heartbeats": self.fleet.beats,
+                "verdicts_pending": self.verdicts.pending if self.verdicts else 0},
             "alerts": {"pending": self.dispatcher.pending, "sent": self.dispatcher.sent,
                        "incidents_pending": self.incidents.pending,
                        "failed": self.dispatcher.failed},

@@ -14,6 +14,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -37,17 +38,25 @@ _WHERE = """
    AND target_type::text = ANY(%(types)s)
    AND (expires_at IS NULL OR expires_at > now())
 """
-_COLS = "id, name, target_type::text, target_config, check_interval_seconds, updated_at"
+_COLS = ("id, name, target_type::text, target_config, check_interval_seconds, updated_at, "
+         "locations, quorum")
 LOAD_ALL_SQL = f"SELECT {_COLS} FROM subscriptions {_WHERE}"
 LOAD_IDS_SQL = f"SELECT {_COLS} FROM subscriptions {_WHERE} AND id = ANY(%(ids)s)"
 # The periodic poll reads only (id, updated_at) and fetches full rows for what changed:
 # decoding 50,000 configs a minute would cost CPU and stall due checks.
-VERSIONS_SQL = f"SELECT id, updated_at FROM subscriptions {_WHERE}"
+# With the locations: a prober in a fleet keeps only the monitors it owns (lighthouse.fleet).
+VERSIONS_SQL = f"SELECT id, updated_at, locations FROM subscriptions {_WHERE}"
 
 
 def monitor_from_row(row: tuple[Any, ...]) -> Monitor:
     mid, name, typ, config, interval = row[:5]
-    return Monitor(id=mid, name=name, type=typ, config=dict(config or {}), interval_s=interval)
+    locations, quorum = (row[6], row[7]) if len(row) > 7 else (None, None)
+    return Monitor(id=mid, name=name, type=typ, config=dict(config or {}), interval_s=interval,
+                   locations=_locations(locations), quorum=quorum)
+
+
+def _locations(value: Any) -> tuple[str, ...] | None:
+    return tuple(value) if value else None
 
 
 def load_active(conn: psycopg.Connection) -> list[Monitor]:
@@ -72,6 +81,10 @@ class MonitorSource:
         self.notifications = 0
         self._versions: dict[uuid.UUID, Any] = {}  # id -> updated_at last loaded
         self._stopping = False
+        # In a fleet: does this prober own the monitor (id, locations)? Others are not loaded.
+        # resync() asks for a full reload when ownership moved (a prober joined or died).
+        self.owns: Callable[[uuid.UUID, tuple[str, ...] | None], bool] | None = None
+        self._resync = False
         # Reconnect backoff (doubling); wake() ends a wait early, e.g. when the writer has
         # just reached the database again, so LISTEN (and /health "ok") follows within a second
         # instead of up to max_backoff_s later.
@@ -92,6 +105,8 @@ class MonitorSource:
             cur = await conn.execute(LOAD_IDS_SQL, {"types": list(PROBED_TYPES),
                                                     "ids": ids[i:i + CHUNK]})
             for row in await cur.fetchall():
+                if self.owns is not None and not self.owns(row[0], _locations(row[6])):
+                    continue
                 self.scheduler.upsert(monitor_from_row(row), run_now=run_new_now,
                                       not_before=not_before)
                 self._versions[row[0]] = row[5]
@@ -102,8 +117,11 @@ class MonitorSource:
     async def _versions_now(self, conn: psycopg.AsyncConnection) -> dict[uuid.UUID, Any]:
         cur = await conn.execute(VERSIONS_SQL, {"types": list(PROBED_TYPES)})
         out: dict[uuid.UUID, Any] = {}
+        owns = self.owns
         while rows := await cur.fetchmany(CHUNK * 5):
-            out.update(rows)
+            for mid, version, locations in rows:
+                if owns is None or owns(mid, _locations(locations)):
+                    out[mid] = version
             await asyncio.sleep(0)
         return out
 
@@ -191,7 +209,10 @@ class MonitorSource:
                                       payload=note.payload[:200])
                         for mid in ids:
                             await self.reload_one(conn, mid)
-                        if time.monotonic() - (self.last_reload or 0) >= self.poll_s:
+                        if self._resync:
+                            self._resync = False
+                            await self.full_reload(conn, "ownership")
+                        elif time.monotonic() - (self.last_reload or 0) >= self.poll_s:
                             await self.full_reload(conn, "poll")
                         await self.save_cache()
             except (psycopg.Error, OSError) as exc:
@@ -205,6 +226,11 @@ class MonitorSource:
                     await asyncio.wait_for(self._retry_now.wait(), backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
         self.listening = False
+
+    def resync(self) -> None:
+        """Ownership changed: reload everything within a second (loop thread)."""
+        self._resync = True
+        self._retry_now.set()
 
     def wake(self) -> None:
         """Retry a lost connection now rather than at the end of the backoff (loop thread)."""

@@ -38,7 +38,10 @@ from lighthouse.spool import Spool
 log = logging.getLogger("lighthouse.storage")
 
 COLUMNS = ("time", "subscription_id", "status", "http_status", "latency_ms", "error_code",
-           "error_message", "timings", "response_snippet", "cert_days_left", "alert_triggered")
+           "error_message", "timings", "response_snippet", "cert_days_left", "alert_triggered",
+           "location")
+# What a spooled row written before a column existed means by its absence.
+_ABSENT = {"location": ""}
 _COLS = ", ".join(COLUMNS)
 STAGE_DDL = (f"CREATE TEMP TABLE IF NOT EXISTS lh_stage AS SELECT {_COLS} FROM check_history "
              "WITH NO DATA")
@@ -63,13 +66,14 @@ def result_to_row(r: CheckResult) -> dict[str, Any]:
         "response_snippet": snippet,
         "cert_days_left": r.cert_days_left,
         "alert_triggered": r.alert_triggered,
+        "location": r.location,
     }
 
 
 def _copy_values(row: dict[str, Any]) -> tuple[Any, ...]:
     timings = row.get("timings")
-    return tuple(Jsonb(timings) if k == "timings" and timings is not None else row.get(k)
-                 for k in COLUMNS)
+    return tuple(Jsonb(timings) if k == "timings" and timings is not None
+                 else row.get(k, _ABSENT.get(k)) for k in COLUMNS)
 
 
 def _is_connectivity(exc: BaseException) -> bool:

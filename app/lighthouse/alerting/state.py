@@ -87,6 +87,7 @@ class Change:
     health: Health
     at: datetime
     first_bad: CheckResult | None = None
+    monitor: Monitor | None = None  # what changed (a fleet reports it to the combined verdict)
 
 
 def _describe(result: CheckResult) -> str:
@@ -115,6 +116,11 @@ class AlertPolicy:
         # In a maintenance window: state is tracked, nothing is sent; afterwards the current
         # state is sent once if it differs from the last one sent (as after flapping).
         self.muted = muted
+        # In a fleet (lighthouse.fleet): `shared(monitor)` is true when several locations check
+        # it, and then up/down alerts come from the combined verdict, not from here; `leads`
+        # says whether this prober sends its latency, certificate and balance alerts.
+        self.shared: Callable[[Monitor], bool] | None = None
+        self.leads: Callable[[Monitor], bool] | None = None
 
     def forget(self, monitor_id: uuid.UUID) -> None:
         self.states.pop(monitor_id, None)
@@ -152,12 +158,15 @@ class AlertPolicy:
             s.health = new
             if self.on_change is not None:
                 bad = s.first_bad if new is Health.DOWN else None
-                self.on_change(Change(monitor.id, new, bad.time if bad else result.time, bad))
+                self.on_change(Change(monitor.id, new, bad.time if bad else result.time, bad,
+                                      monitor))
         while s.transitions and now - s.transitions[0] > self.cfg.flap_window_s:
             s.transitions.popleft()
         s.flapping = len(s.transitions) > self.cfg.flap_max_transitions
         muted = self.muted is not None and self.muted(monitor.id, result.time)
-        if not s.flapping and not muted and s.health is not s.notified:
+        if self.shared is not None and self.shared(monitor):
+            s.notified = s.health  # the fleet's verdict alerts; a later solo view starts here
+        elif not s.flapping and not muted and s.health is not s.notified:
             alert = self._state_alert(monitor, result, s)
             if alert is not None:
                 alerts.append(alert)
@@ -167,7 +176,11 @@ class AlertPolicy:
         alerts.extend(self._cert(monitor, result, s))
         if monitor.type == "balance":
             alerts.extend(self._balance(monitor, result, s))
-        return [] if muted else alerts  # latency/cert state advances; their alerts are held
+        if muted:
+            return []  # latency/cert state advances; their alerts are held
+        if self.leads is not None and not self.leads(monitor):
+            return [a for a in alerts if a.alert_type in ("downtime", "recovery")]
+        return alerts
 
     def _state_alert(self, monitor: Monitor, result: CheckResult, s: MonitorState) -> Alert | None:
         target = target_of(monitor)

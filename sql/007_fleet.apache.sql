@@ -1,0 +1,9 @@
+-- 007_fleet, TimescaleDB Apache edition (no compression): as on vanilla PostgreSQL; the
+-- hypertable passes the new column and key on to every chunk. A constant default is stored in
+-- the catalog, so existing rows are not rewritten; the primary key is rebuilt once (an index
+-- build over every chunk: minutes at tens of millions of rows, during which the probers spool).
+
+ALTER TABLE check_history ADD COLUMN location text NOT NULL DEFAULT '';
+ALTER TABLE check_history DROP CONSTRAINT check_history_pkey;
+ALTER TABLE check_history ADD CONSTRAINT check_history_pkey
+  PRIMARY KEY (subscription_id, time, location);
