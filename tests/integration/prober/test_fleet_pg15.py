@@ -1,0 +1,241 @@
+"""A prober fleet on PostgreSQL 15: membership, one decision per verdict change however many
+probers race, dead probers' views not counted, and four real probers (each its own pools,
+writer thread and checks over HTTP to a local target) sharing monitors across three locations.
+
+A location's "route" to the target is cut by the target itself: it answers 503 to the probers
+whose User-Agent names a blocked location (checks.user_agent differs per prober). The sandbox
+proof with network namespaces is tests/hosts' job; this one counts every row."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections import defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import psycopg
+from lighthouse.alerting.state import Change, Health
+from lighthouse.fleet.membership import Membership
+from lighthouse.fleet.verdict import Verdicts
+from lighthouse.metrics import Metrics
+from lighthouse.models import CheckResult, Monitor, Status
+from lighthouse.service import Prober
+from psycopg_pool import AsyncConnectionPool
+
+from tests.integration.prober.conftest import add_channel, add_monitor, scalar
+from tests.integration.prober.test_prober_alert_channels import Recorder
+from tests.integration.prober.test_prober_service_inprocess import config, wait_until
+
+LEASE = 3.0
+
+
+async def _member(dsn: str, name: str, location: str) -> tuple[Membership, Verdicts]:
+    pool = AsyncConnectionPool(dsn, min_size=0, max_size=2, open=False, timeout=5,
+                               kwargs={"autocommit": True})
+    await pool.open(wait=False)
+    m = Membership(pool, name, location, LEASE, Metrics())
+    v = Verdicts(pool, m, Metrics(), on_decision=lambda d: None, monitor=lambda _: None)
+    return m, v
+
+
+def _change(monitor: Monitor, health: Health) -> Change:
+    bad = (CheckResult(monitor.id, datetime_now(), Status.ERROR, error_code="refused",
+                       error_message="connection refused") if health is Health.DOWN else None)
+    return Change(monitor.id, health, datetime_now(), bad, monitor)
+
+
+def datetime_now():
+    from datetime import UTC, datetime
+    return datetime.now(UTC)
+
+
+def test_racing_probers_make_each_change_once_and_dead_views_do_not_vote(lh_dsn):
+    sid = add_monitor(lh_dsn, "raced", {"url": "https://x.example/"})
+    monitor = Monitor(sid, "raced", "http", {"url": "https://x.example/"}, 60)
+
+    async def main():
+        fleet = [await _member(lh_dsn, f"p-{loc}", loc) for loc in ("a", "b", "c")]
+        for m, _ in fleet:
+            await m.beat()
+        for m, _ in fleet:  # everyone sees everyone
+            assert (await m.beat()).locations == ("a", "b", "c")
+        notified = []
+        for health in [Health.UP] + [Health.DOWN, Health.UP] * 7:
+            decisions = await asyncio.gather(*(v.decide(monitor, _change(monitor, health))
+                                               for _, v in fleet))
+            notified.append(sum(d.notify for d in decisions))
+            # the second report reaches the quorum; the third sees the verdict already made
+            assert sorted(d.changed for d in decisions) == [False, False, True]
+            assert scalar(lh_dsn, "SELECT health FROM monitor_verdicts") == str(health)
+        # the first "up" from unknown is silent; after it, exactly one alert per change
+        assert notified == [0] + [1] * 14
+        # one location down: degraded, no alert, still up
+        d = await fleet[2][1].decide(monitor, _change(monitor, Health.DOWN))
+        assert (d.health, d.degraded, d.notify, d.down) == (Health.UP, True, False, ("c",))
+        # c dies (heartbeat far older than its lease): its "down" is no vote any more
+        with psycopg.connect(lh_dsn, autocommit=True) as conn:
+            conn.execute("UPDATE probers SET heartbeat_at = now() - interval '1 hour' "
+                         "WHERE name = 'p-c'")
+        d = await fleet[1][1].decide(monitor, _change(monitor, Health.DOWN))
+        assert (d.health, d.down, d.notify) == (Health.UP, ("b",), False)
+        assert (await fleet[0][0].beat()).locations == ("a", "b")
+        await fleet[1][0].leave()  # a clean stop removes the row at once
+        assert (await fleet[0][0].beat()).locations == ("a",)
+        for m, _ in fleet:
+            await m.pool.close()
+
+    asyncio.run(main())
+    assert scalar(lh_dsn, "SELECT health || '/' || notified FROM monitor_verdicts "
+                          "WHERE subscription_id = %s", (sid,)) == "up/up"
+
+
+class Target:
+    """200 to every prober except those whose User-Agent names a blocked location."""
+
+    def __init__(self) -> None:
+        self.blocked: set[str] = set()
+        target = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                return
+
+            def do_GET(self):  # noqa: N802
+                loc = self.headers.get("user-agent", "").rpartition("/")[2]
+                code = 503 if loc in target.blocked else 200
+                self.send_response(code)
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _prober(dsn, tmp_path, name: str, location: str) -> Prober:
+    return Prober(config(
+        dsn, tmp_path / name, LIGHTHOUSE_FLEET__ENABLED="true", LIGHTHOUSE_FLEET__NAME=name,
+        LIGHTHOUSE_FLEET__LOCATION=location, LIGHTHOUSE_FLEET__LEASE_S=str(LEASE),
+        LIGHTHOUSE_CHECKS__USER_AGENT=f"lighthouse-prober/{location}",
+        LIGHTHOUSE_HTTP__ENABLED="false", LIGHTHOUSE_ALERTING__FAILURE_THRESHOLD="2",
+        LIGHTHOUSE_ALERTING__SUCCESS_THRESHOLD="2"))
+
+
+def _rows(dsn: str) -> list[tuple[uuid.UUID, str, float]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT subscription_id, location, extract(epoch FROM time)::float8"
+                            " FROM check_history ORDER BY 1, 2, 3").fetchall()
+
+
+def _gaps(rows, windows: list[tuple[float, float]], start: float, end: float):
+    """Per (monitor, location): doubled checks (< 0.5 interval apart) and lost ones (a gap of
+    more than 1.5 intervals), split into inside and outside the change windows."""
+    series: dict[tuple, list[float]] = defaultdict(list)
+    for sid, loc, t in rows:
+        series[sid, loc].append(t)
+    out = {"dup_in": 0, "dup_out": 0, "lost_in": 0, "lost_out": 0}
+    for times in series.values():
+        for t0, t1 in zip(times, times[1:], strict=False):
+            if t1 < start or t0 > end:
+                continue
+            inside = any(lo <= t1 and t0 <= hi for lo, hi in windows)
+            if t1 - t0 < 0.5:
+                out["dup_in" if inside else "dup_out"] += 1
+            elif t1 - t0 > 1.5:
+                out["lost_in" if inside else "lost_out"] += int(round(t1 - t0)) - 1
+    return out
+
+
+def test_four_probers_three_locations_one_verdict_one_alert(lh_dsn, tmp_path):
+    with psycopg.connect(lh_dsn, autocommit=True) as conn:  # 1 s checks exist only in tests
+        conn.execute("ALTER TABLE subscriptions DROP CONSTRAINT subscriptions_check_interval_min")
+    target, rec = Target(), Recorder()
+    ids = [add_monitor(lh_dsn, f"m{i}", {"url": target.url}, interval=1) for i in range(8)]
+    for sid in ids:
+        add_channel(lh_dsn, sid, "webhook", {"url": f"{rec.url}/hook"})
+
+    def verdicts(sql: str) -> int:
+        return scalar(lh_dsn, f"SELECT count(*) FROM monitor_verdicts WHERE {sql}")
+
+    def alerts(kind: str) -> int:
+        return sum(f'"alert_type": "{kind}"'.encode() in r["body"]
+                   or f'"alert_type":"{kind}"'.encode() in r["body"] for r in rec.requests)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        probers = {n: _prober(lh_dsn, tmp_path, n, n[0]) for n in ("a1", "b1", "c1")}
+        for p in probers.values():
+            await p.start()
+        start = loop.time()
+        assert await wait_until(lambda: verdicts("health = 'up'") == 8, 20)
+        assert all(p.scheduler.monitor_count == 8 for p in probers.values())
+
+        target.blocked = {"c"}  # one location of three: degraded, nobody paged
+        assert await wait_until(lambda: verdicts("locations_down = '{c}'") == 8, 15)
+        await asyncio.sleep(1.5)
+        assert verdicts("health = 'up'") == 8 and not rec.requests
+
+        target.blocked = {"b", "c"}  # two of three: exactly one alert per monitor
+        assert await wait_until(lambda: alerts("downtime") >= 8, 15)
+        await asyncio.sleep(2.5)
+        assert alerts("downtime") == 8 and verdicts("health = 'down'") == 8
+
+        target.blocked = set()
+        assert await wait_until(lambda: alerts("recovery") >= 8, 15)
+        await asyncio.sleep(2.5)
+        assert alerts("recovery") == 8 and verdicts("locations_down = '{}'") == 8
+
+        joined = loop.time()  # a second prober in location a: ownership splits
+        probers["a2"] = _prober(lh_dsn, tmp_path, "a2", "a")
+        await probers["a2"].start()
+        a1, a2 = probers["a1"], probers["a2"]
+        assert await wait_until(lambda: a1.scheduler.monitor_count + a2.scheduler.monitor_count
+                                == 8 and a2.scheduler.monitor_count > 0, 10)
+        join_s = loop.time() - joined
+        await asyncio.sleep(3)
+
+        async def crashed() -> None:  # no goodbye: the others wait out the lease
+            return None
+
+        a1.fleet.leave = crashed
+        crash = loop.time()
+        await a1.stop()
+        assert await wait_until(lambda: a2.scheduler.monitor_count == 8, 3 * LEASE)
+        takeover_s = loop.time() - crash
+        await asyncio.sleep(3)
+        end = loop.time()
+        for name, p in probers.items():
+            if name != "a1":
+                await p.stop()
+        return start, joined, join_s, crash, takeover_s, end
+
+    try:
+        start, joined, join_s, crash, takeover_s, end = asyncio.run(main())
+    finally:
+        target.close()
+        rec.close()
+    assert takeover_s <= LEASE + LEASE / 3 + 2.0  # the lease, one heartbeat, one reload
+    # One alert per change in alert_history too, and one incident per monitor.
+    assert scalar(lh_dsn, "SELECT count(*) FROM alert_history WHERE alert_type = 'downtime'") == 8
+    assert scalar(lh_dsn, "SELECT count(*) FROM incidents WHERE ended_at IS NOT NULL") == 8
+    # Every monitor checked once per slot per location, outside the two change windows.
+    offset = _epoch_offset()
+    windows = [(joined + offset - 1, joined + offset + join_s + 1.5),
+               (crash + offset - 1, crash + offset + takeover_s + 1.5)]
+    counts = _gaps(_rows(lh_dsn), windows, start + offset + 2, end + offset - 1)
+    print(f"fleet: join moved ownership in {join_s:.2f} s, takeover after a crash "
+          f"{takeover_s:.2f} s; {counts}")
+    assert counts["dup_out"] == 0 and counts["lost_out"] == 0, counts
+    assert counts["dup_in"] <= 8 * 3 and counts["lost_in"] <= 8 * (LEASE + 3)
+
+
+def _epoch_offset() -> float:
+    """loop.time() (monotonic) to epoch seconds."""
+    import time
+    return time.time() - time.monotonic()
