@@ -58,6 +58,8 @@ def render_inventory(cfg: StackConfig, db: HostFacts, probers: Sequence[HostFact
             "ansible_user": SSH_USERS[cfg.database.os],
             "lighthouse_stack": cfg.stack,
             "lighthouse_aws_region": cfg.region,
+            # the probers' fleet.location (prober role): one location per region
+            "lighthouse_location": cfg.region,
             "lighthouse_db_secret_id": secret_name,
             "cloudwatch_agent_namespace": AGENT_NAMESPACE,
             "cloudwatch_agent_log_group": cfg.log_group_name,

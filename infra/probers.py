@@ -53,7 +53,8 @@ class ProberFleet(pulumi.ComponentResource):
                     ebs_optimized=True,
                     user_data=host.cloud_init(cfg.database.os, f"{cfg.name_prefix}-{hostname}",
                                               cfg.region),
-                    tags=tags(cfg, hostname, role="prober"),
+                    # location: the fleet.location its prober checks from (lighthouse.fleet)
+                    tags=tags(cfg, hostname, role="prober", location=cfg.region),
                     opts=child(self, ignore_changes=["ami", "userData"]))
                 self.instance_ids.append(inst.id)
                 self.private_ips.append(inst.private_ip)

@@ -67,6 +67,29 @@ def test_health_ok_from_controller(base_url: str) -> None:
     assert body["database"]["reachable"] is True
 
 
+def test_prober_is_a_fleet_member_with_a_fresh_heartbeat(base_url: str, sandbox,
+                                                         site: Converged) -> None:
+    """The role turns the fleet on: the prober heartbeats into the sandbox's PostgreSQL 17 +
+    TimescaleDB (the 007 migration's hypertable variant ran there), owns every monitor of its
+    location, and its check rows carry the location."""
+    with urllib.request.urlopen(f"{base_url}/health", timeout=10) as resp:  # noqa: S310
+        fleet = json.loads(resp.read())["fleet"]
+    assert fleet["name"] == "prober-1" and fleet["location"] == "default"
+    assert fleet["members"] == {"default": ["prober-1"]}
+    rows = psql(sandbox, "SELECT name, location, heartbeat_at > now() - interval '15 seconds' "
+                         "FROM probers")
+    assert rows == [["prober-1", "default", "t"]]
+    deadline = time.monotonic() + 90  # the first checks come within one 60 s interval
+    while True:
+        (counts,) = psql(sandbox, "SELECT count(*) FILTER (WHERE location = 'default'), "
+                                  "count(*) FILTER (WHERE location <> 'default') "
+                                  "FROM check_history WHERE time > now() - interval '3 minutes'")
+        if counts[0] != "0" or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert counts[0] != "0" and counts[1] == "0"
+
+
 def test_metrics_exposed(base_url: str) -> None:
     with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as resp:  # noqa: S310
         text = resp.read().decode()

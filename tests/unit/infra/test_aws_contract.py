@@ -17,6 +17,7 @@ import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
+from lighthouse import config as lighthouse_config
 
 from infra.config import AGENT_NAMESPACE
 
@@ -286,3 +287,19 @@ def test_the_db_certificate_names_the_address_every_prober_verifies(run, invento
         assert config["http"]["listen"] == ["127.0.0.1", variables["private_ip"]]
         # the sms channel publishes through SNS in the stack's own region
         assert config["alerting"]["sns_region"] == variables["lighthouse_aws_region"] != ""
+
+
+def test_each_rendered_prober_config_loads_as_a_fleet_member_of_its_region(inventory, tmp_path):
+    """The prober accepts the config the role renders from the stack's inventory as it is; each
+    prober is a fleet member named after its host and located in the stack's region."""
+    for name in inventory["prober"]["hosts"]:
+        variables = hostvars(inventory, name, "prober")
+        config = yaml.safe_load(render(PROBER_TEMPLATE, {
+            **variables, "prober_db_password": "x" * 20}))  # noqa: S106 - not a secret
+        assert config["fleet"] == {"enabled": True, "name": name,
+                                   "location": variables["lighthouse_aws_region"],
+                                   "lease_s": 15.0}
+        rendered = tmp_path / f"{name}.yaml"
+        rendered.write_text(yaml.safe_dump(config))
+        loaded = lighthouse_config.load(rendered, env={})
+        assert (loaded.fleet.name, loaded.fleet.location) == (name, config["fleet"]["location"])
