@@ -219,7 +219,7 @@ FROM days GROUP BY 1, 2
 """
 
 _CHECK_COLS = ("subscription_id, time, status, latency_ms, http_status, error_code, "
-               "error_message, timings, response_snippet, cert_days_left")
+               "error_message, timings, response_snippet, cert_days_left, location")
 
 RECENT_SQL = f"""
 SELECT {_CHECK_COLS} FROM check_history
@@ -284,7 +284,7 @@ def _check(row) -> CheckResult:
     return CheckResult(subscription_id=row[0], time=row[1], status=Status(row[2]),
                        latency_ms=row[3], http_status=row[4], error_code=row[5],
                        error_message=row[6], timings=row[7] or {}, response_snippet=row[8],
-                       cert_days_left=row[9])
+                       cert_days_left=row[9], location=row[10])
 
 
 # --------------------------------------------------------------------------- sync API

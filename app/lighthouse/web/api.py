@@ -18,6 +18,7 @@ import psycopg
 
 from lighthouse import __version__
 from lighthouse.db import queries
+from lighthouse.fleet import views as fleet_views
 from lighthouse.models import CheckResult
 from lighthouse.redact import target_of
 from lighthouse.web import statuspage
@@ -81,9 +82,9 @@ def _summary(view: statuspage.MonitorView) -> dict[str, Any]:
 
 
 def status_document(page: statuspage.Page, title: str, days: int) -> dict[str, Any]:
-    overall = "down" if page.down else "up" if page.total else "unknown"
     return {"title": title, "generated_at": statuspage.iso_utc(datetime.now(UTC)),
-            "overall": overall, "window_days": days, "total": page.total, "down": page.down,
+            "overall": page.overall, "window_days": days, "total": page.total,
+            "down": page.down, "degraded": page.degraded,
             "page": page.number, "pages": page.pages,
             "monitors": [_summary(v) for v in page.views], "incidents": page.incidents,
             "maintenance": page.maintenance}
@@ -131,12 +132,16 @@ def monitor_data(conn: psycopg.Connection, monitor_id: uuid.UUID, days: int,
             "time": statuspage.iso_utc(c.time), "status": str(c.status), "latency_ms": c.latency_ms,
             "http_status": c.http_status, "error_code": c.error_code,
             "error": c.error_message if public else None,
-            "cert_days_left": c.cert_days_left} for c in checks],
+            "cert_days_left": c.cert_days_left, "location": c.location or None}
+            for c in checks],
         "incidents": statuspage.incident_views(conn, datetime.now(UTC) - timedelta(days=days),
                                                m.id),
         "maintenance": statuspage.maintenance_views(conn, m.id),
         "next": (f"/api/v1/monitors/{m.id}?limit={limit}&before="
                  f"{statuspage.iso_utc(checks[-1].time)}") if more and checks else None,
+        "locations": [{**loc, "since": statuspage.iso_utc(loc["since"]) if loc["since"] else None,
+                       "last_check": statuspage.iso_utc(loc["last_check"])}
+                      for loc in fleet_views.locations(conn, m.id)],
     }
     return MonitorData(doc, uptime, last)
 
@@ -149,7 +154,20 @@ def _rounded(stats: queries.WindowStats | None, q: float) -> float | None:
 _NULLABLE_STR = {"type": ["string", "null"]}
 _NULLABLE_NUM = {"type": ["number", "null"]}
 _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
-_STATE = {"type": "string", "enum": ["up", "down", "unknown"]}
+# degraded: checked from several locations, failing from some but not a quorum of them
+_STATE = {"type": "string", "enum": ["up", "down", "degraded", "unknown"]}
+_LOCATION = {
+    "type": "object",
+    "required": ["location", "state", "since", "checks_24h", "uptime_pct_24h", "latency_ms_24h",
+                 "last_check"],
+    "properties": {
+        "location": {"type": "string"}, "state": _STATE,
+        "since": {"type": ["string", "null"], "format": "date-time"},
+        "checks_24h": {"type": "integer"}, "uptime_pct_24h": _NULLABLE_NUM,
+        "latency_ms_24h": {"type": "object", "required": ["p50", "p95"],
+                           "properties": {"p50": _NULLABLE_NUM, "p95": _NULLABLE_NUM}},
+        "last_check": {"type": ["string", "null"], "format": "date-time"}},
+}
 _SUMMARY = {
     "type": "object",
     "required": ["id", "name", "target", "state", "last_check", "uptime_pct", "p95_ms", "url"],
@@ -167,7 +185,7 @@ _CHECK = {
         "status": {"type": "string", "enum": ["success", "failure", "timeout", "error"]},
         "latency_ms": {"type": ["integer", "null"]}, "http_status": {"type": ["integer", "null"]},
         "error_code": _NULLABLE_STR, "error": _NULLABLE_STR,
-        "cert_days_left": {"type": ["integer", "null"]}},
+        "cert_days_left": {"type": ["integer", "null"]}, "location": _NULLABLE_STR},
 }
 _INCIDENT = {
     "type": "object",
@@ -215,12 +233,14 @@ OPENAPI: dict[str, Any] = {
             "responses": _responses({
                 "type": "object",
                 "required": ["title", "generated_at", "overall", "window_days", "total",
-                             "down", "page", "pages", "monitors", "incidents", "maintenance"],
+                             "down", "degraded", "page", "pages", "monitors", "incidents",
+                             "maintenance"],
                 "properties": {
                     "title": {"type": "string"},
                     "generated_at": {"type": "string", "format": "date-time"},
                     "overall": _STATE, "window_days": {"type": "integer"},
                     "total": {"type": "integer"}, "down": {"type": "integer"},
+                    "degraded": {"type": "integer"},
                     "page": {"type": "integer"}, "pages": {"type": "integer"},
                     "monitors": {"type": "array", "items": _SUMMARY},
                     "incidents": {"type": "array", "items": _INCIDENT},
@@ -239,7 +259,8 @@ OPENAPI: dict[str, Any] = {
                 "type": "object",
                 "required": ["id", "name", "type", "target", "interval_s", "state",
                              "last_check", "window_days", "uptime_pct", "latency_ms", "daily",
-                             "recent_checks", "incidents", "maintenance", "next"],
+                             "recent_checks", "incidents", "maintenance", "next",
+                             "locations"],
                 "properties": {
                     "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"},
                     "type": {"type": "string"}, "target": _NULLABLE_STR,
@@ -257,7 +278,8 @@ OPENAPI: dict[str, Any] = {
                     "recent_checks": {"type": "array", "items": _CHECK},
                     "incidents": {"type": "array", "items": _INCIDENT},
                     "maintenance": {"type": "array", "items": _WINDOW},
-                    "next": _NULLABLE_STR}}, 400, 404, 503)}},
+                    "next": _NULLABLE_STR,
+                    "locations": {"type": "array", "items": _LOCATION}}}, 400, 404, 503)}},
         "/api/v1/openapi.json": {"get": {
             "operationId": "getOpenApi", "summary": "This document",
             "responses": {"200": {"description": "OK",

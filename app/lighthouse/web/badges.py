@@ -55,7 +55,7 @@ def badge(conn: psycopg.Connection, monitor_id: uuid.UUID, kind: str, days: int,
     if kind == "status":
         last = queries.latest_checks(conn, [monitor_id]).get(monitor_id)
         state = statuspage.state_of(live.get(str(monitor_id)), last)
-        return svg("status", state, {"up": GREEN, "down": RED}.get(state, GREY))
+        return svg("status", state, {"up": GREEN, "down": RED, "degraded": YELLOW}.get(state, GREY))
     stats = queries.summary(conn, [monitor_id], timedelta(days=days),
                             percentiles=(0.95,)).get(monitor_id)
     if kind == "uptime":

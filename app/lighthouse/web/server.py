@@ -25,6 +25,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from lighthouse import push
+from lighthouse.fleet import views as fleet_views
 from lighthouse.logs import event
 from lighthouse.metrics import Metrics
 from lighthouse.redact import redact
@@ -94,6 +95,11 @@ class WebApp:
         self._page_lock = threading.Lock()
         self._servers: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
 
+    def _live(self, conn: psycopg.Connection) -> dict[str, str]:
+        """Monitor states: this prober's state machine, overridden by the fleet's combined
+        verdicts where several locations check a monitor (lighthouse.fleet.views)."""
+        return {**self.live_states(), **fleet_views.states(conn)}
+
     def status_page(self, page: int = 1) -> tuple[bytes, bytes]:
         """Page `page` as (html, gzipped html), rebuilt at most every PAGE_CACHE_S seconds.
 
@@ -109,14 +115,14 @@ class WebApp:
         mid = api.parse_monitor_id(monitor_id)
         before, limit = api.parse_monitor_query(query)
         with self._connection() as conn:
-            return api.monitor_document(conn, mid, self.days, self.live_states(), before,
+            return api.monitor_document(conn, mid, self.days, self._live(conn), before,
                                         limit)
 
     def monitor_page(self, monitor_id: str, query: str) -> bytes:
         mid = api.parse_monitor_id(monitor_id)
         before, limit = api.parse_monitor_query(query)
         with self._connection() as conn:
-            built = monitorpage.collect(conn, mid, self.days, self.live_states(), before, limit)
+            built = monitorpage.collect(conn, mid, self.days, self._live(conn), before, limit)
         return monitorpage.render(built, self.title, self.days).encode()
 
     def badge(self, monitor_id: str, kind: str) -> bytes:
@@ -128,7 +134,7 @@ class WebApp:
         if hit and now - hit[0] < PAGE_CACHE_S:
             return hit[1]
         with self._connection() as conn:
-            body = badges.badge(conn, mid, kind, self.days, self.live_states()).encode()
+            body = badges.badge(conn, mid, kind, self.days, self._live(conn)).encode()
         if len(self._badges) > 10_000:  # only known monitors get here; keep it bounded anyway
             self._badges.clear()
         self._badges[(mid, kind)] = (now, body)
@@ -165,7 +171,7 @@ class WebApp:
             if page < 1:
                 raise NoSuchPage(page)
             with self._connection() as conn:
-                built = statuspage.collect(conn, self.days, self.live_states(),
+                built = statuspage.collect(conn, self.days, self._live(conn),
                                            self.max_monitors, page)
             if page > built.pages:
                 raise NoSuchPage(page)

@@ -167,6 +167,14 @@ class Page:
     per_page: int = 200
     incidents: list[dict[str, Any]] = field(default_factory=list)
     maintenance: list[dict[str, Any]] = field(default_factory=list)
+    degraded: int = 0  # up, but failing from some of their locations (a fleet)
+
+    @property
+    def overall(self) -> str:
+        """up | down | degraded | unknown: the banner's word (page and API)."""
+        if not self.total:
+            return "unknown"
+        return "down" if self.down else "degraded" if self.degraded else "up"
 
     @property
     def pages(self) -> int:
@@ -204,7 +212,8 @@ def public_targets(conn: psycopg.Connection, ids: list[uuid.UUID]) -> set[uuid.U
 
 
 def state_of(live: str | None, last: CheckResult | None) -> str:
-    """up | down | unknown: the alert state machine's word if it has one, else the last check."""
+    """up | down | degraded | unknown: the fleet's or the alert state machine's word if there
+    is one, else the last check."""
     if live and live != "unknown":
         return live
     if last is None:
@@ -228,8 +237,9 @@ def collect(conn: psycopg.Connection, days: int = 90, health: dict[str, str] | N
     # Latest checks: this page's monitors, plus any others the state machine does not know.
     latest = queries.latest_checks(conn, [
         i for i in every if i in shown or live.get(str(i), "unknown") == "unknown"])
-    down = sum(state_of(live.get(str(i)), latest.get(i)) == "down" for i in every)
-    result = Page([], total=len(every), down=down, number=page, per_page=limit,
+    states = [state_of(live.get(str(i)), latest.get(i)) for i in every]
+    result = Page([], total=len(every), down=states.count("down"), number=page, per_page=limit,
+                  degraded=states.count("degraded"),
                   incidents=incident_views(conn, datetime.now(UTC) - timedelta(days=days)),
                   maintenance=maintenance_views(conn))
     if not on_page:
@@ -279,7 +289,7 @@ class Branding:
 def render(page: Page, title: str, days: int = 90,
            generated: datetime | None = None, branding: Branding | None = None) -> str:
     generated = generated or datetime.now(UTC)
-    overall = "down" if page.down else "up" if page.total else "unknown"
+    overall = page.overall
     ctx: dict[str, Any] = {
         "title": title, "page": page, "branding": branding or Branding(),
         "monitors": page.views, "days": days, "overall": overall,

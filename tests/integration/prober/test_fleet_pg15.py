@@ -9,7 +9,9 @@ proof with network namespaces is tests/hosts' job; this one counts every row."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
+import urllib.request
 import uuid
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,11 +25,20 @@ from lighthouse.models import CheckResult, Monitor, Status
 from lighthouse.service import Prober
 from psycopg_pool import AsyncConnectionPool
 
-from tests.integration.prober.conftest import add_channel, add_monitor, scalar
+from tests.integration.prober.conftest import add_channel, add_monitor, scalar, serve_web
 from tests.integration.prober.test_prober_alert_channels import Recorder
 from tests.integration.prober.test_prober_service_inprocess import config, wait_until
 
 LEASE = 3.0
+
+
+def get_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as r:  # noqa: S310 - a loopback test server
+        return r.read().decode()
+
+
+def get_json(url: str) -> dict:
+    return json.loads(get_text(url))
 
 
 async def _member(dsn: str, name: str, location: str) -> tuple[Membership, Verdicts]:
@@ -167,6 +178,11 @@ def test_four_probers_three_locations_one_verdict_one_alert(lh_dsn, tmp_path):
         return sum(f'"alert_type": "{kind}"'.encode() in r["body"]
                    or f'"alert_type":"{kind}"'.encode() in r["body"] for r in rec.requests)
 
+    def visit(mid: uuid.UUID) -> tuple[dict, dict, str]:
+        with serve_web(lh_dsn) as base:
+            return (get_json(f"{base}/api/v1/status"), get_json(f"{base}/api/v1/monitors/{mid}"),
+                    get_text(f"{base}/monitors/{mid}"))
+
     async def main():
         loop = asyncio.get_running_loop()
         probers = {n: _prober(lh_dsn, tmp_path, n, n[0]) for n in ("a1", "b1", "c1")}
@@ -180,6 +196,17 @@ def test_four_probers_three_locations_one_verdict_one_alert(lh_dsn, tmp_path):
         assert await wait_until(lambda: verdicts("locations_down = '{c}'") == 8, 15)
         await asyncio.sleep(1.5)
         assert verdicts("health = 'up'") == 8 and not rec.requests
+        # what visitors see: degraded, per location (the web server off the probers' loop)
+        status, one, page = await asyncio.to_thread(visit, ids[0])
+        assert (status["overall"], status["degraded"], status["down"]) == ("degraded", 8, 0)
+        assert {m["state"] for m in status["monitors"]} == {"degraded"}
+        assert one["state"] == "degraded"
+        assert {loc["location"]: loc["state"] for loc in one["locations"]} == {
+            "a": "up", "b": "up", "c": "down"}
+        assert all(loc["checks_24h"] > 0 and loc["latency_ms_24h"]["p95"] is not None
+                   for loc in one["locations"])
+        assert {c["location"] for c in one["recent_checks"]} == {"a", "b", "c"}
+        assert 'id="locations"' in page and "degraded" in page
 
         target.blocked = {"b", "c"}  # two of three: exactly one alert per monitor
         assert await wait_until(lambda: alerts("downtime") >= 8, 15)
@@ -220,7 +247,7 @@ def test_four_probers_three_locations_one_verdict_one_alert(lh_dsn, tmp_path):
     finally:
         target.close()
         rec.close()
-    assert takeover_s <= LEASE + LEASE / 3 + 2.0  # the lease, one heartbeat, one reload
+    assert takeover_s <= LEASE + LEASE / 3 + 3.0  # the lease, one heartbeat, a reload, a stop
     # One alert per change in alert_history too, and one incident per monitor.
     assert scalar(lh_dsn, "SELECT count(*) FROM alert_history WHERE alert_type = 'downtime'") == 8
     assert scalar(lh_dsn, "SELECT count(*) FROM incidents WHERE ended_at IS NOT NULL") == 8
