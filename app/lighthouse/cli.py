@@ -7,6 +7,7 @@
     lighthouse monitors add NAME push://                  (prints the push URL once)
     lighthouse monitors add NAME TYPE --settings JSON|@FILE (websocket/graphql/balance/canary/dns)
     lighthouse monitors new-token M                       (push: rotate the token)
+    lighthouse monitors locations M [--set a,b,c | --all] [--quorum N]   (a prober fleet)
     lighthouse monitors list | pause M | resume M | remove M [--yes]   (M: id or name)
     lighthouse report [--days 7] [--json]
     lighthouse migrate [--dry-run]
@@ -34,7 +35,7 @@ from lighthouse import __version__, push
 from lighthouse.checks.context import MAX_TIMEOUT_S, MIN_TIMEOUT_S, CheckContext
 from lighthouse.checks.errors import CheckError
 from lighthouse.checks.runner import parse_config
-from lighthouse.config import Config, ConfigError, StartupError, load
+from lighthouse.config import FLEET_LOCATION_RE, Config, ConfigError, StartupError, load
 from lighthouse.db.connect import one
 from lighthouse.logs import setup as setup_logging
 from lighthouse.models import Monitor
@@ -230,14 +231,16 @@ def cmd_monitors(cfg: Config, args: argparse.Namespace) -> int:
             if taken:  # pause/resume/remove find monitors by name: names must say which
                 raise CliError(f"a monitor named {args.name!r} exists already ({taken[0]}); "
                                "choose another name", EXIT_USAGE)
+            locations, quorum = parse_locations(args.locations, args.quorum)
             user = operator_user(conn)
             status = "paused" if args.paused else "active"
             mid = one(
                 conn, "INSERT INTO subscriptions (user_id, name, target_type, target_config, "
-                "check_interval_seconds, status, activated_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s, CASE WHEN %s = 'active' THEN now() END) "
-                "RETURNING id",
-                (user, args.name, typ, Jsonb(tcfg), args.interval, status, status))[0]
+                "check_interval_seconds, status, activated_at, locations, quorum) "
+                "VALUES (%s, %s, %s, %s, %s, %s, CASE WHEN %s = 'active' THEN now() END, "
+                "%s, %s) RETURNING id",
+                (user, args.name, typ, Jsonb(tcfg), args.interval, status, status, locations,
+                 quorum))[0]
             print(mid)
             if token is not None:
                 _print_push_url(cfg, token)
@@ -246,10 +249,12 @@ def cmd_monitors(cfg: Config, args: argparse.Namespace) -> int:
             where = "" if args.all else "WHERE status IN ('active', 'paused', 'pending')"
             rows = conn.execute(
                 "SELECT id, name, target_type::text, status::text, check_interval_seconds, "
-                f"target_config FROM subscriptions {where} ORDER BY name, id").fetchall()
+                f"target_config, locations, quorum FROM subscriptions {where} "
+                "ORDER BY name, id").fetchall()
             if args.json:
                 print(json.dumps([{"id": str(r[0]), "name": r[1], "type": r[2], "status": r[3],
-                                   "interval_s": r[4], "target": r[5]} for r in rows], indent=1))
+                                   "interval_s": r[4], "target": r[5], "locations": r[6],
+                                   "quorum": r[7]} for r in rows], indent=1))
                 return 0
             print(f"{'ID':<36}  {'NAME':<24} {'TYPE':<5} {'STATUS':<9} {'EVERY':>6}  TARGET")
             for r in rows:
@@ -257,6 +262,8 @@ def cmd_monitors(cfg: Config, args: argparse.Namespace) -> int:
                 print(f"{r[0]!s:<36}  {r[1][:24]:<24} {r[2]:<5} {r[3]:<9} {r[4]:>5}s  {target}")
             return 0
         mid, name, status = find_monitor(conn, args.monitor)
+        if args.action == "locations":
+            return _monitor_locations(conn, mid, name, args)
         if args.action == "new-token":
             token, sha = push.new_token()
             done = conn.execute("UPDATE subscriptions SET target_config = jsonb_set("
@@ -290,6 +297,43 @@ def cmd_monitors(cfg: Config, args: argparse.Namespace) -> int:
             print(f"deleted {name} ({mid})")
             return 0
     raise CliError(f"unknown action {args.action!r}")
+
+
+def parse_locations(raw: str | None, quorum: int | None) -> tuple[list[str] | None, int | None]:
+    """--locations a,b,c / --quorum N as the subscriptions columns (None: every location /
+    a majority). The names are fleet.location values."""
+    locations = None
+    if raw is not None:
+        locations = sorted({part.strip() for part in raw.split(",") if part.strip()})
+        if not locations:
+            raise CliError("--locations: give at least one location (or leave it out: all)")
+        bad = [loc for loc in locations if not FLEET_LOCATION_RE.match(loc)]
+        if bad:
+            raise CliError(f"--locations: {bad[0]!r} is not a location name (lower-case "
+                           "letters, digits, '.', '_', '-', as in fleet.location)")
+    if quorum is not None:
+        if quorum < 1:
+            raise CliError(f"--quorum {quorum}: must be at least 1")
+        if locations is not None and quorum > len(locations):
+            raise CliError(f"--quorum {quorum}: more than the {len(locations)} location"
+                           f"{'s' if len(locations) != 1 else ''} given")
+    return locations, quorum
+
+
+def _monitor_locations(conn: psycopg.Connection, mid: uuid.UUID, name: str,
+                       args: argparse.Namespace) -> int:
+    if args.set is not None or args.all or args.quorum is not None:
+        current = one(conn, "SELECT locations FROM subscriptions WHERE id = %s", (mid,))[0]
+        keep = ",".join(current) if current and args.set is None and not args.all else None
+        locations, quorum = parse_locations(args.set if args.set is not None else keep,
+                                            args.quorum)
+        conn.execute("UPDATE subscriptions SET locations = %s, quorum = %s WHERE id = %s",
+                     (locations, quorum, mid))
+    locations, quorum = one(conn, "SELECT locations, quorum FROM subscriptions WHERE id = %s",
+                            (mid,))
+    print(f"{name} ({mid}): checked from {', '.join(locations) if locations else 'every location'}"
+          f"; quorum {quorum if quorum else 'a majority'}")
+    return 0
 
 
 def cmd_report(cfg: Config, args: argparse.Namespace) -> int:
@@ -527,6 +571,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--timeout", type=_timeout, metavar="SECONDS",
                    help=f"whole-check deadline ({MIN_TIMEOUT_S:g}-{MAX_TIMEOUT_S:g} s)")
     a.add_argument("--paused", action="store_true", help="add it paused")
+    a.add_argument("--locations", metavar="A,B,...",
+                   help="fleet locations to check it from (default: every location)")
+    a.add_argument("--quorum", type=int, metavar="N",
+                   help="locations that must agree on down/up (default: a majority)")
     ls = msub.add_parser("list", help="list monitors")
     ls.add_argument("--all", action="store_true", help="include expired and cancelled")
     ls.add_argument("--json", action="store_true", help="print JSON")
@@ -536,6 +584,13 @@ def build_parser() -> argparse.ArgumentParser:
         x.add_argument("monitor", help="id or exact name")
         if action == "remove":
             x.add_argument("--yes", action="store_true", help="do not ask")
+    lo = msub.add_parser("locations", help="show or set where a monitor is checked from")
+    lo.add_argument("monitor", help="id or exact name")
+    where = lo.add_mutually_exclusive_group()
+    where.add_argument("--set", metavar="A,B,...", help="check it from these locations")
+    where.add_argument("--all", action="store_true", help="check it from every location")
+    lo.add_argument("--quorum", type=int, metavar="N",
+                    help="locations that must agree (omitted with --set/--all: a majority)")
 
     r = sub.add_parser("report", help="uptime and latency per monitor", epilog=EXIT_CODES)
     r.add_argument("--days", type=_days, default=7, help="window in days (1-3650, default 7)")

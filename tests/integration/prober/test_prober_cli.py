@@ -190,3 +190,27 @@ def test_one_off_check_of_a_typed_target(cli):
         assert code == 1 and "(ssrf)" in out
     finally:
         server.stop()
+
+
+def test_monitor_locations_and_quorum(cli, lh_dsn):
+    code, out, _ = cli("monitors", "add", "edge", "https://edge.example/", "--locations",
+                       "us-east-1, eu-west-1,eu-west-1", "--quorum", "2")
+    assert code == 0
+    mid = out.strip()
+    code, out, _ = cli("monitors", "list", "--json")
+    (row,) = json.loads(out)
+    assert (row["locations"], row["quorum"]) == (["eu-west-1", "us-east-1"], 2)
+    code, out, _ = cli("monitors", "locations", "edge")
+    assert code == 0 and "checked from eu-west-1, us-east-1; quorum 2" in out
+    assert cli("monitors", "locations", "edge", "--quorum", "1")[0] == 0  # keeps the list
+    assert scalar(lh_dsn, "SELECT array_to_string(locations, ',') || '/' || quorum "
+                          "FROM subscriptions WHERE id = %s", (mid,)) == "eu-west-1,us-east-1/1"
+    code, out, _ = cli("monitors", "locations", "edge", "--all")
+    assert code == 0 and "every location; quorum a majority" in out
+    # refused with a reason, and nothing changed
+    code, _, err = cli("monitors", "locations", "edge", "--set", "a,b", "--quorum", "3")
+    assert code == 2 and "--quorum 3: more than the 2 locations given" in err
+    code, _, err = cli("monitors", "add", "x", "https://x.example/", "--locations", "EU West")
+    assert code == 2 and "'EU West' is not a location name" in err
+    assert scalar(lh_dsn, "SELECT locations IS NULL AND quorum IS NULL FROM subscriptions "
+                          "WHERE id = %s", (mid,)) is True
