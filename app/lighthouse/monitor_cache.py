@@ -31,7 +31,8 @@ class MonitorCache:
     def save(self, monitors: list[Monitor]) -> None:
         doc: dict[str, Any] = {"version": VERSION, "monitors": [
             {"id": str(m.id), "name": m.name, "type": m.type, "config": m.config,
-             "interval_s": m.interval_s} for m in monitors]}
+             "interval_s": m.interval_s, "locations": m.locations, "quorum": m.quorum}
+            for m in monitors]}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
@@ -57,7 +58,9 @@ class MonitorCache:
             if doc.get("version") != VERSION:
                 raise ValueError(f"version {doc.get('version')!r}, expected {VERSION}")
             return [Monitor(uuid.UUID(m["id"]), str(m["name"]), str(m["type"]),
-                            dict(m["config"]), int(m["interval_s"])) for m in doc["monitors"]]
+                            dict(m["config"]), int(m["interval_s"]),
+                            tuple(m["locations"]) if m.get("locations") else None,
+                            m.get("quorum")) for m in doc["monitors"]]
         except FileNotFoundError:
             return []
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

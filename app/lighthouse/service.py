@@ -24,7 +24,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from lighthouse.alerting.dispatch import AlertDispatcher
-from lighthouse.alerting.state import AlertPolicy, Change
+from lighthouse.alerting.state import AlertPolicy, Change, Health
 from lighthouse.checks import CheckContext, run_check
 from lighthouse.config import Config, StartupError
 from lighthouse.fleet.membership import Membership
@@ -92,6 +92,7 @@ class Prober:
         self.fleet: Membership | None = None
         self.verdicts: Verdicts | None = None
         self.location = ""
+        self._locations: set[str] = set()
         if cfg.fleet.enabled:
             self._join_fleet()
         self.web = WebApp(metrics=self.metrics, health=self.health, pool=self.pool,
@@ -117,11 +118,23 @@ class Prober:
                                  monitor=self.scheduler.get, muted=self.maintenance.muted,
                                  retry_s=self.cfg.storage.retry_interval_s)
         self.source.owns = lambda mid, locations: fleet.current.owns(mid, locations)
-        self.policy.shared = lambda m: len(fleet.current.checked_from(m.locations)) > 1
+        self.policy.shared = lambda m: len(fleet.current.voting(m.locations)) > 1
         self.policy.leads = lambda m: fleet.current.leads(m.locations)
 
     def _members_changed(self, members: Members) -> None:
         self.source.resync()  # what this prober owns moved: reload within a second
+        new_locations = set(members.locations) - self._locations
+        self._locations = set(members.locations)
+        if new_locations and self.verdicts is not None and self.policy.shared is not None:
+            # A location appeared: monitors this prober decided alone may now be shared, and
+            # the combined verdict needs this location's current view, not its next change.
+            now = datetime.now(UTC)
+            for monitor in self.scheduler.monitors():
+                state = self.policy.states.get(monitor.id)
+                if (state is not None and state.health is not Health.UNKNOWN
+                        and self.policy.shared(monitor)):
+                    self.verdicts.report(Change(monitor.id, state.health, now,
+                                                state.first_bad, monitor))
 
     def _health_changed(self, change: Change) -> None:
         if (self.verdicts is not None and change.monitor is not None

@@ -49,8 +49,13 @@ class Members:
         """Where a monitor is checked from: its own list, or every live location."""
         return tuple(sorted(set(locations))) if locations else self.locations
 
+    def voting(self, locations: tuple[str, ...] | None) -> tuple[str, ...]:
+        """The monitor's locations that have a live prober: only they can see it, so only
+        they vote (a listed location whose probers are all gone cannot block an alert)."""
+        return tuple(loc for loc in self.checked_from(locations) if loc in self.by_location)
+
     def quorum(self, locations: tuple[str, ...] | None, quorum: int | None) -> int:
-        n = len(self.checked_from(locations))
+        n = max(1, len(self.voting(locations)))
         return max(1, min(quorum or majority(n), n))
 
     def owns(self, monitor_id: uuid.UUID, locations: tuple[str, ...] | None) -> bool:
@@ -62,7 +67,7 @@ class Members:
     def leads(self, locations: tuple[str, ...] | None) -> bool:
         """One location sends the alerts that are not about up/down (latency, certificate,
         balance): the first of the monitor's locations that has a live prober."""
-        live = [loc for loc in self.checked_from(locations) if loc in self.by_location]
+        live = self.voting(locations)
         return (live[0] if live else self.location) == self.location
 
 

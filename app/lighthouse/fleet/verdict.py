@@ -84,7 +84,7 @@ class Decision:
     down: tuple[str, ...]  # locations that see it down / up (live views only)
     up: tuple[str, ...]
     quorum: int
-    of: int  # locations it is checked from
+    of: int  # locations that vote: listed (or all) and with a live prober
     since: datetime | None  # first failing check of the outage / the recovery's check
     first_down: View | None
 
@@ -153,7 +153,7 @@ class Verdicts:
     async def decide(self, monitor: Monitor, change: Change | None) -> Decision:
         """One report (or none: a re-decision) and the decision, in one locked transaction."""
         members = self.membership.current
-        checked_from = members.checked_from(monitor.locations)
+        checked_from = members.voting(monitor.locations)
         quorum = members.quorum(monitor.locations, monitor.quorum)
         mid = monitor.id
         async with self.pool.connection() as conn, conn.transaction():
@@ -211,13 +211,14 @@ class Verdicts:
         while self._pending:
             mid, change = next(iter(self._pending.items()))
             assert change.monitor is not None  # report() keeps only changes with a monitor
+            tried = asyncio.get_running_loop().time()
             try:
                 decision = await self.decide(change.monitor, change)
             except psycopg.errors.ForeignKeyViolation:
                 self._pending.pop(mid, None)  # the monitor was deleted meanwhile
                 continue
             except Exception as exc:  # database unreachable: retry, then fall back
-                return self._unreachable(exc)
+                return self._unreachable(exc, tried)
             self._unreachable_since = None
             if self._pending.get(mid) is change:
                 del self._pending[mid]
@@ -226,39 +227,46 @@ class Verdicts:
 
     async def _sweep(self) -> bool:
         members = self.membership.current
+        tried = asyncio.get_running_loop().time()
         try:
             async with self.pool.connection() as conn:
                 ids = [r[0] for r in await (await conn.execute(OWED_SQL)).fetchall()]
         except Exception as exc:
-            return self._unreachable(exc)
+            return self._unreachable(exc, tried)
         for mid in ids:
             monitor = self.monitor(mid)  # only a monitor this prober checks
             if monitor is None or not members.leads(monitor.locations):
                 continue
+            tried = asyncio.get_running_loop().time()
             try:
                 decision = await self.decide(monitor, None)
             except psycopg.errors.ForeignKeyViolation:
                 continue
             except Exception as exc:
-                return self._unreachable(exc)
+                return self._unreachable(exc, tried)
             self._announce(decision)
         return True
 
     def _announce(self, decision: Decision) -> None:
         mid = decision.monitor.id
-        if decision.notify and self._fallback_sent.pop(mid, None) is decision.health:
-            # already sent from this location's view while the database was away
-            decision = dataclasses.replace(decision, notify=False)
+        sent = self._fallback_sent.pop(mid, None)  # what we alerted alone, database away
+        if decision.notify and sent is decision.health:
+            decision = dataclasses.replace(decision, notify=False)  # already sent
+        elif sent is Health.DOWN and decision.health is Health.UP and not decision.notify:
+            # we paged "down" from our view alone; the fleet says up: say so once
+            decision = dataclasses.replace(decision, notify=True)
         if decision.changed or decision.notify:
             event(log, "fleet verdict", monitor=mid, health=str(decision.health),
                   down=",".join(decision.down), up=",".join(decision.up),
                   quorum=f"{decision.quorum}/{decision.of}", alert=decision.notify)
         self.on_decision(decision)
 
-    def _unreachable(self, exc: BaseException) -> bool:
+    def _unreachable(self, exc: BaseException, tried: float) -> bool:
+        """A failed attempt that began at `tried` (the outage counts from the first one, so
+        the pool's own connect timeout does not add to the lease)."""
         loop = asyncio.get_running_loop()
         if self._unreachable_since is None:
-            self._unreachable_since = loop.time()
+            self._unreachable_since = tried
             event(log, "fleet verdict not decided yet (database); will retry", logging.WARNING,
                   error=type(exc).__name__, pending=len(self._pending))
         if loop.time() - self._unreachable_since >= self.membership.lease_s:
@@ -270,8 +278,8 @@ class Verdicts:
         members = self.membership.current
         here = (members.location,)
         for mid, change in list(self._pending.items()):
+            # stays pending: the database learns this view when it is back
             assert change.monitor is not None
-            del self._pending[mid]
             previous = self._fallback_sent.get(mid, Health.UNKNOWN)
             muted = self.muted is not None and self.muted(mid, datetime.now(UTC))
             if not owed(change.health, previous) or muted:

@@ -9,6 +9,8 @@ proof with network namespaces is tests/hosts' job; this one counts every row."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import threading
 import urllib.request
@@ -17,9 +19,11 @@ from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
+import pytest
 from lighthouse.alerting.state import Change, Health
+from lighthouse.db.migrate import migrate
 from lighthouse.fleet.membership import Membership
-from lighthouse.fleet.verdict import Verdicts
+from lighthouse.fleet.verdict import Verdicts, alert_for
 from lighthouse.metrics import Metrics
 from lighthouse.models import CheckResult, Monitor, Status
 from lighthouse.service import Prober
@@ -28,6 +32,7 @@ from psycopg_pool import AsyncConnectionPool
 from tests.integration.prober.conftest import add_channel, add_monitor, scalar, serve_web
 from tests.integration.prober.test_prober_alert_channels import Recorder
 from tests.integration.prober.test_prober_service_inprocess import config, wait_until
+from tests.support.pgserver import PgServer
 
 LEASE = 3.0
 
@@ -42,7 +47,7 @@ def get_json(url: str) -> dict:
 
 
 async def _member(dsn: str, name: str, location: str) -> tuple[Membership, Verdicts]:
-    pool = AsyncConnectionPool(dsn, min_size=0, max_size=2, open=False, timeout=5,
+    pool = AsyncConnectionPool(dsn, min_size=0, max_size=2, open=False, timeout=2,
                                kwargs={"autocommit": True})
     await pool.open(wait=False)
     m = Membership(pool, name, location, LEASE, Metrics())
@@ -266,3 +271,59 @@ def _epoch_offset() -> float:
     """loop.time() (monotonic) to epoch seconds."""
     import time
     return time.time() - time.monotonic()
+
+
+@pytest.fixture(scope="module")
+def own_pg():
+    server = PgServer.create()
+    yield server
+    server.destroy()
+
+
+def test_database_outage_alerts_from_this_location_then_the_fleet_corrects_it(own_pg):
+    """Database away longer than the lease: a location's "down" is paged from its own view
+    (rather than not at all); back, its view is reported, and since the fleet says up (the
+    other location disagrees) one recovery follows. Nothing is sent twice."""
+    dsn = own_pg.create_database("fleet_outage")
+    migrate(dsn, out=io.StringIO())
+    sid = add_monitor(dsn, "outage", {"url": "https://x.example/"})
+    monitor = Monitor(sid, "outage", "http", {"url": "https://x.example/"}, 60)
+    sent: list[tuple[str, str]] = []
+
+    async def main():
+        (ma, _), (mb, vb) = [await _member(dsn, f"p-{loc}", loc) for loc in ("a", "b")]
+        va = Verdicts(ma.pool, ma, Metrics(), monitor=lambda _: None, retry_s=0.2,
+                      on_decision=lambda d: d.notify and sent.append(
+                          (str(d.health), alert_for(d).message)))
+        for m in (ma, mb, ma):
+            await m.beat()
+        for v in (va, vb):
+            await v.decide(monitor, _change(monitor, Health.UP))
+        task = asyncio.create_task(va.run())
+        try:
+            await asyncio.to_thread(own_pg.stop)
+            va.report(_change(monitor, Health.DOWN))
+            await asyncio.sleep(LEASE + 2.5)  # the lease passes: paged from a's view alone
+            assert [h for h, _ in sent] == ["down"] and va.pending == 1
+            assert "from 1 of 1 locations (a; quorum 1)" in sent[0][1]
+            await asyncio.to_thread(own_pg.start)
+            for m in (mb, ma):  # both still live once the database is back
+                for _ in range(3):  # the first use of a pooled connection may find it dead
+                    with contextlib.suppress(psycopg.OperationalError):
+                        await m.beat()
+                        break
+            for _ in range(100):
+                if not va.pending:
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)
+        finally:
+            va.stop()
+            await asyncio.wait_for(task, 10)
+            for m in (ma, mb):
+                await m.pool.close()
+
+    asyncio.run(main())
+    assert [h for h, _ in sent] == ["down", "up"]  # the fleet's word closes our page
+    assert scalar(dsn, "SELECT health FROM monitor_verdicts") == "up"
+    assert scalar(dsn, "SELECT health FROM location_verdicts WHERE location = 'a'") == "down"

@@ -40,7 +40,9 @@ def test_a_death_moves_only_the_dead_probers_monitors():
 def test_checked_from_quorum_and_lead():
     m = members("b1", "b", [("a1", "a"), ("c1", "c")])
     assert m.checked_from(None) == ("a", "b", "c") and m.quorum(None, None) == 2
-    assert m.quorum(("a", "b", "c", "d"), None) == 3  # a listed location without probers counts
+    # a listed location without a live prober does not vote (it cannot see the target)
+    assert m.voting(("a", "b", "c", "d")) == ("a", "b", "c")
+    assert m.quorum(("a", "b", "c", "d"), None) == 2 and m.quorum(("b", "d"), 2) == 1
     assert m.quorum(("a", "b"), 5) == 2  # never more than the locations it is checked from
     assert not m.owns(IDS[0], ("a", "c"))  # not checked from here
     assert m.owns(IDS[0], ("b",))  # the only prober of its location
