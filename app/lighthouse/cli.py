@@ -9,6 +9,7 @@
     lighthouse monitors new-token M                       (push: rotate the token)
     lighthouse monitors locations M [--set a,b,c | --all] [--quorum N]   (a prober fleet)
     lighthouse monitors list | pause M | resume M | remove M [--yes]   (M: id or name)
+    lighthouse fleet [--json]                             (probers, live or not; troubled verdicts)
     lighthouse report [--days 7] [--json]
     lighthouse migrate [--dry-run]
 
@@ -475,6 +476,28 @@ def cmd_maintenance(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fleet(cfg: Config, args: argparse.Namespace) -> int:
+    from lighthouse.fleet import views
+
+    with _connect(cfg) as conn:
+        probers, bad = views.members(conn), views.troubled(conn)
+    if args.json:
+        print(json.dumps({"probers": probers, "troubled": bad}, indent=1, default=str))
+        return 0
+    if not probers:
+        print("no fleet: no prober has heartbeated (fleet.enabled is off, or none runs)")
+    else:
+        print(f"{'PROBER':<24} {'LOCATION':<16} {'STATE':<5} {'HEARTBEAT':>10}  VERSION")
+        for m in probers:
+            print(f"{m['name'][:24]:<24} {m['location'][:16]:<16} "
+                  f"{'live' if m['live'] else 'DEAD':<5} {m['heartbeat_age_s']:>8.1f} s  "
+                  f"{m['version'] or '-'}")
+    for t in bad:
+        print(f"{t['state'].upper():<8} {t['name']}: down from {', '.join(t['locations_down'])}"
+              + (f"; up from {', '.join(t['locations_up'])}" if t["locations_up"] else ""))
+    return 0
+
+
 def cmd_migrate(cfg: Config, args: argparse.Namespace) -> int:
     from lighthouse.db.migrate import migrate
 
@@ -624,13 +647,18 @@ def build_parser() -> argparse.ArgumentParser:
     mr = msub2.add_parser("remove", help="remove a window (alerts resume)")
     mr.add_argument("id", type=int, help="window id (from `maintenance list`)")
 
+    fl = sub.add_parser("fleet", help="probers (live or dead) and monitors the fleet sees "
+                        "down or degraded", epilog=EXIT_CODES)
+    fl.add_argument("--json", action="store_true", help="print JSON")
+
     g = sub.add_parser("migrate", help="apply database migrations", epilog=EXIT_CODES)
     g.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
     return p
 
 
 COMMANDS = {"run": cmd_run, "check": cmd_check, "monitors": cmd_monitors, "report": cmd_report,
-            "incident": cmd_incident, "maintenance": cmd_maintenance, "migrate": cmd_migrate}
+            "incident": cmd_incident, "maintenance": cmd_maintenance, "migrate": cmd_migrate,
+            "fleet": cmd_fleet}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -58,3 +58,32 @@ def locations(conn: psycopg.Connection, monitor_id: uuid.UUID) -> list[dict[str,
                                        "p95": None if p95 is None else round(p95, 1)},
                     "last_check": last})
     return out
+
+
+MEMBERS_SQL = """
+SELECT name, location, heartbeat_at > now() - make_interval(secs => lease_s),
+       extract(epoch FROM now() - heartbeat_at)::float8, started_at, version, lease_s
+FROM probers ORDER BY location, name
+"""
+TROUBLED_SQL = f"""
+SELECT s.id, s.name, CASE WHEN mv.health = 'down' THEN 'down' ELSE 'degraded' END,
+       mv.locations_down, mv.locations_up, mv.since
+FROM monitor_verdicts mv JOIN subscriptions s ON s.id = mv.subscription_id
+WHERE (mv.health = 'down' OR cardinality(mv.locations_down) > 0) AND EXISTS ({_LIVE_VIEW})
+ORDER BY (mv.health = 'down') DESC, s.name
+"""
+
+
+def members(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    """Every prober that has heartbeated (dead ones until they are forgotten)."""
+    return [{"name": n, "location": loc, "live": live, "heartbeat_age_s": round(age, 1),
+             "started_at": started, "version": version, "lease_s": lease}
+            for n, loc, live, age, started, version, lease
+            in conn.execute(MEMBERS_SQL).fetchall()]
+
+
+def troubled(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    """Monitors the fleet sees down, or failing from some locations (degraded)."""
+    return [{"id": str(i), "name": name, "state": state, "locations_down": list(down),
+             "locations_up": list(up), "since": since}
+            for i, name, state, down, up, since in conn.execute(TROUBLED_SQL).fetchall()]

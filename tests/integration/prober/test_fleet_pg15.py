@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import psycopg
 import pytest
 from lighthouse.alerting.state import Change, Health
+from lighthouse.cli import main as cli_main
 from lighthouse.db.migrate import migrate
 from lighthouse.fleet.membership import Membership
 from lighthouse.fleet.verdict import Verdicts, alert_for
@@ -66,7 +67,8 @@ def datetime_now():
     return datetime.now(UTC)
 
 
-def test_racing_probers_make_each_change_once_and_dead_views_do_not_vote(lh_dsn):
+def test_racing_probers_make_each_change_once_and_dead_views_do_not_vote(lh_dsn, monkeypatch,
+                                                                        capsys):
     sid = add_monitor(lh_dsn, "raced", {"url": "https://x.example/"})
     monitor = Monitor(sid, "raced", "http", {"url": "https://x.example/"}, 60)
 
@@ -104,6 +106,18 @@ def test_racing_probers_make_each_change_once_and_dead_views_do_not_vote(lh_dsn)
     asyncio.run(main())
     assert scalar(lh_dsn, "SELECT health || '/' || notified FROM monitor_verdicts "
                           "WHERE subscription_id = %s", (sid,)) == "up/up"
+    # what an operator sees: who is live, who is dead, what the fleet sees failing
+    monkeypatch.setenv("LIGHTHOUSE_DATABASE__DSN", lh_dsn)
+    capsys.readouterr()
+    assert cli_main(["fleet", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [(m["name"], m["location"], m["live"]) for m in doc["probers"]] == [
+        ("p-a", "a", True), ("p-c", "c", False)]  # p-b stopped cleanly: gone
+    assert [(t["name"], t["state"], t["locations_down"]) for t in doc["troubled"]] == [
+        ("raced", "degraded", ["b"])]
+    assert cli_main(["fleet"]) == 0
+    text = capsys.readouterr().out
+    assert "p-c" in text and "DEAD" in text and "DEGRADED raced: down from b; up from a" in text
 
 
 class Target:
