@@ -3,8 +3,11 @@ read back through Prometheus' own exposition parser."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from lighthouse import __version__
@@ -77,3 +80,28 @@ def test_process_python_and_build_info_are_exposed():
     assert "process_cpu_seconds" in got and "python_info" in got
     (build,) = got["lighthouse_build_info"]
     assert build.labels["version"] == __version__ and build.value == 1.0
+
+
+def test_promtool_check_metrics_finds_nothing_to_fix():
+    """Prometheus' own linter (promtool, installed by scripts/bootstrap) on a full /metrics:
+    every family of ours, probe_* series for several types, fleet and process metrics. It
+    does find problems when there are some (the second call proves it looks)."""
+    promtool = Path(sys.executable).with_name("promtool")
+    assert promtool.exists(), "scripts/bootstrap installs .venv/bin/promtool"
+    m = Metrics()
+    for i, typ in enumerate(("http", "tls", "tcp", "dns"), start=1):
+        mon = monitor(i, typ)
+        m.probes.observe(mon, CheckResult(mon.id, NOW, Status.SUCCESS, latency_ms=12,
+                                          http_status=200 if typ == "http" else None,
+                                          timings={"dns": 1.0, "connect": 2.0, "total": 12.0},
+                                          cert_days_left=30 if typ == "tls" else None))
+    m.checks.labels("success").inc()
+    m.fleet_members.labels("eu-west-1").set(2)
+    m.fleet_verdicts.labels("changed").inc()
+    m.alerts.labels("downtime", "webhook", "sent").inc()
+    ours = subprocess.run([str(promtool), "check", "metrics"], input=m.render(),
+                          capture_output=True, timeout=60)
+    assert ours.returncode == 0, (ours.stdout + ours.stderr).decode()
+    bad = subprocess.run([str(promtool), "check", "metrics"],
+                         input=b"# TYPE foo counter\nfoo 1\n", capture_output=True, timeout=60)
+    assert bad.returncode != 0 and b"_total" in bad.stdout + bad.stderr
