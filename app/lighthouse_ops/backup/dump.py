@@ -258,8 +258,17 @@ def restore_dump(dump_file: Path, target_dsn: str, *, yes: bool = False, dry_run
         manifest = check_file(dump_file)
     with psycopg.connect(admin_dsn) as conn:
         pg_restore = client_bin(conn, "pg_restore", pg_bin)
+        can_timescale = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_available_extensions "
+                                     "WHERE name = 'timescaledb')").fetchone()[0]
     toc = list_contents(dump_file, pg_restore)
     timescale = " EXTENSION - timescaledb" in toc or "EXTENSION public timescaledb" in toc
+    if timescale and not can_timescale:
+        # Its hypertables and chunks need the extension; nothing is created or changed.
+        raise BackupError(
+            f"{dump_file.name} was dumped from TimescaleDB, and the target server has no "
+            "timescaledb extension to restore it with (vanilla PostgreSQL, e.g. RDS). Restore "
+            "it into a TimescaleDB server, or move the data with a logical copy into a schema "
+            "migrated for this server (`lighthouse migrate` on the target, then copy the rows)")
     exists, ntables = database_state(admin_dsn, name)
     staging = _side_name(name, "restore")
     plan = Plan(plan_title or f"restore {dump_file.name} into database {name}",

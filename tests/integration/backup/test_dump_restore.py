@@ -172,3 +172,23 @@ def test_a_copy_that_differs_from_its_manifest_does_not_replace_the_target(dumpe
     assert not result.applied and any("public.subs" in x for x in result.differences)
     with psycopg.connect(src) as conn:
         assert conn.execute("SELECT count(*) FROM subs").fetchone()[0] == 51  # untouched
+
+
+def test_a_timescaledb_dump_is_refused_by_a_server_without_the_extension(dumped, pg15,
+                                                                          monkeypatch):
+    """PostgreSQL 15 here has no timescaledb: a dump whose contents list the extension (the
+    table of contents is the one stand-in: no TimescaleDB server to dump from here) is refused
+    before anything is created, with what to do instead; the target keeps its data."""
+    src, out, _ = dumped
+    real = d.list_contents
+    monkeypatch.setattr(d, "list_contents", lambda f, b: real(f, b) + (
+        "3; 3079 17000 EXTENSION - timescaledb\n"))
+    with psycopg.connect(pg15.dsn(), autocommit=True) as conn:
+        before = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+    with pytest.raises(d.BackupError, match="dumped from TimescaleDB.*no timescaledb extension"):
+        d.restore_dump(out, src, yes=True)
+    with psycopg.connect(pg15.dsn(), autocommit=True) as conn:
+        after = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+    assert after == before  # no staging database left behind
+    with psycopg.connect(src) as conn:
+        assert conn.execute("SELECT count(*) FROM hist").fetchone()[0] == 1500
