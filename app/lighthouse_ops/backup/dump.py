@@ -258,8 +258,8 @@ def restore_dump(dump_file: Path, target_dsn: str, *, yes: bool = False, dry_run
         manifest = check_file(dump_file)
     with psycopg.connect(admin_dsn) as conn:
         pg_restore = client_bin(conn, "pg_restore", pg_bin)
-        can_timescale = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_available_extensions "
-                                     "WHERE name = 'timescaledb')").fetchone()[0]
+        can_timescale = conn.execute("SELECT 1 FROM pg_available_extensions "
+                                     "WHERE name = 'timescaledb'").fetchone() is not None
     toc = list_contents(dump_file, pg_restore)
     timescale = " EXTENSION - timescaledb" in toc or "EXTENSION public timescaledb" in toc
     if timescale and not can_timescale:
