@@ -26,7 +26,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from lighthouse.alerting.dispatch import AlertDispatcher
 from lighthouse.alerting.state import AlertPolicy, Change, Health
 from lighthouse.checks import CheckContext, run_check
-from lighthouse.config import Config, StartupError
+from lighthouse.config import FLEET_NAME_RE, Config, ConfigError, StartupError
 from lighthouse.fleet.membership import Membership
 from lighthouse.fleet.ownership import Members
 from lighthouse.fleet.verdict import Decision, Verdicts, alert_for, first_bad_result
@@ -111,8 +111,11 @@ class Prober:
         up/down alerts (lighthouse.fleet)."""
         fc = self.cfg.fleet
         self.location = fc.location
-        fleet = self.fleet = Membership(self.apool, fc.name or socket.gethostname(), fc.location,
-                                        fc.lease_s, self.metrics,
+        name = fc.name or socket.gethostname()
+        if not FLEET_NAME_RE.match(name):
+            raise ConfigError(f"fleet.name: the host name {name!r} is not a prober name "
+                              "(letters, digits, '.', '_', '-', at most 63); set fleet.name")
+        fleet = self.fleet = Membership(self.apool, name, fc.location, fc.lease_s, self.metrics,
                                         on_change=self._members_changed)
         self.verdicts = Verdicts(self.apool, fleet, self.metrics, on_decision=self._decided,
                                  monitor=self.scheduler.get, muted=self.maintenance.muted,

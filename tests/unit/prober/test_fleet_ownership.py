@@ -67,3 +67,21 @@ def test_alerts_owed():
     assert owed(Health.DOWN, Health.UNKNOWN) and owed(Health.DOWN, Health.UP)
     assert owed(Health.UP, Health.DOWN)
     assert not owed(Health.UP, Health.UNKNOWN) and not owed(Health.DOWN, Health.DOWN)
+
+
+def test_a_host_name_that_is_no_prober_name_is_a_start_up_error(monkeypatch, tmp_path):
+    import socket
+
+    import pytest
+    from lighthouse.config import ConfigError, load
+    from lighthouse.service import Prober
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "build box #7")
+    cfg = load(None, env={"LIGHTHOUSE_DATABASE__DSN": "postgresql://x@127.0.0.1:1/x",
+                          "LIGHTHOUSE_FLEET__ENABLED": "true",
+                          "LIGHTHOUSE_STORAGE__SPOOL_DIR": str(tmp_path / "spool")})
+    with pytest.raises(ConfigError, match=r"fleet.name: the host name 'build box #7'"):
+        Prober(cfg)
+    with pytest.raises(ConfigError, match=r"fleet.location: lower-case"):
+        load(None, env={"LIGHTHOUSE_DATABASE__DSN": "postgresql://x@127.0.0.1:1/x",
+                        "LIGHTHOUSE_FLEET__LOCATION": "EU West"})
