@@ -24,11 +24,20 @@ from lighthouse.metrics import Metrics
 
 log = logging.getLogger("lighthouse.fleet")
 
+
+
+def live(alias: str = "") -> str:
+    """The one liveness rule, as SQL over a `probers` row (optionally aliased): a heartbeat
+    younger than that prober's own lease, by the database clock."""
+    p = f"{alias}." if alias else ""
+    return f"{p}heartbeat_at > now() - make_interval(secs => {p}lease_s)"
+
+
 # `old` is the row before this heartbeat: a live row from another instance means two probers
 # were given the same name, and they would both check the same monitors.
-HEARTBEAT_SQL = """
+HEARTBEAT_SQL = f"""
 WITH old AS (
-  SELECT instance, heartbeat_at > now() - make_interval(secs => lease_s) AS live
+  SELECT instance, {live()} AS live
   FROM probers WHERE name = %(name)s
 )
 INSERT INTO probers (name, location, lease_s, version, instance)
@@ -40,10 +49,7 @@ ON CONFLICT (name) DO UPDATE
                         ELSE now() END
 RETURNING (SELECT instance FROM old), (SELECT live FROM old)
 """
-LIVE_SQL = """
-SELECT name, location FROM probers
-WHERE heartbeat_at > now() - make_interval(secs => lease_s)
-"""
+LIVE_SQL = f"SELECT name, location FROM probers WHERE {live()}"
 LEAVE_SQL = "DELETE FROM probers WHERE name = %s AND instance = %s"
 
 

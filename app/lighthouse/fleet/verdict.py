@@ -30,7 +30,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from lighthouse.alerting.state import Alert, Change, Health
-from lighthouse.fleet.membership import Membership
+from lighthouse.fleet.membership import Membership, live
 from lighthouse.logs import event
 from lighthouse.metrics import Metrics
 from lighthouse.models import CheckResult, Monitor, Status
@@ -48,11 +48,10 @@ ON CONFLICT (subscription_id, location) DO UPDATE
   SET health = EXCLUDED.health, since = EXCLUDED.since, prober = EXCLUDED.prober,
       error_code = EXCLUDED.error_code, detail = EXCLUDED.detail, updated_at = now()
 """
-VIEWS_SQL = """
+VIEWS_SQL = f"""
 SELECT v.location, v.health, v.since, v.error_code, v.detail
 FROM location_verdicts v
-JOIN probers p ON p.name = v.prober
-             AND p.heartbeat_at > now() - make_interval(secs => p.lease_s)
+JOIN probers p ON p.name = v.prober AND {live("p")}
 WHERE v.subscription_id = %s
 """
 DECIDE_SQL = """
@@ -195,7 +194,7 @@ class Verdicts:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 1.0)
             self._wake.clear()
-            ok = await self._drain()
+            ok = await self.drain()
             if ok and loop.time() - self._last_sweep >= self.membership.lease_s:
                 self._last_sweep = loop.time()
                 ok = await self._sweep()
@@ -205,9 +204,6 @@ class Verdicts:
 
     async def drain(self) -> bool:
         """Decides every pending report; False if the database failed (they stay pending)."""
-        return await self._drain()
-
-    async def _drain(self) -> bool:
         while self._pending:
             mid, change = next(iter(self._pending.items()))
             assert change.monitor is not None  # report() keeps only changes with a monitor

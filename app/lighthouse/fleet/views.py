@@ -13,10 +13,11 @@ from typing import Any
 
 import psycopg
 
-_LIVE_VIEW = """
+from lighthouse.fleet.membership import live
+
+_LIVE_VIEW = f"""
   SELECT 1 FROM location_verdicts v
-  JOIN probers p ON p.name = v.prober
-               AND p.heartbeat_at > now() - make_interval(secs => p.lease_s)
+  JOIN probers p ON p.name = v.prober AND {live("p")}
   WHERE v.subscription_id = mv.subscription_id
 """
 STATES_SQL = f"""
@@ -60,8 +61,8 @@ def locations(conn: psycopg.Connection, monitor_id: uuid.UUID) -> list[dict[str,
     return out
 
 
-MEMBERS_SQL = """
-SELECT name, location, heartbeat_at > now() - make_interval(secs => lease_s),
+MEMBERS_SQL = f"""
+SELECT name, location, {live()},
        extract(epoch FROM now() - heartbeat_at)::float8, started_at, version, lease_s
 FROM probers ORDER BY location, name
 """
