@@ -17,10 +17,8 @@ tests/hosts/conftest.py runs it after every other host test.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import defaultdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from lighthouse_ops.deploy.demo import DEMO_API_PORT
@@ -29,50 +27,13 @@ from lighthouse_ops.sandbox import Sandbox
 from lighthouse_ops.sandbox.commands import run
 
 from tests.hosts.deploy_support import Converged, psql
+from tests.integration.prober.test_prober_alert_channels import Recorder
+from tests.support.pgserver import wait_for
 
 LOCATIONS = {"prober-1": "loc-a", "prober-2": "loc-b", "prober-3": "loc-c", "prober-4": "loc-c"}
 LEASE_S = 6
 INTERVAL_S = 5
 MONITORS = 6
-
-
-class Hooks:
-    """The alert channel: a webhook receiver on the controller's side of every host's link."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-        hooks = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                return
-
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                hooks.bodies.append(json.loads(body))
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("0.0.0.0", 0), Handler)  # noqa: S104 - sandbox links
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def count(self, kind: str) -> int:
-        return sum(b.get("alert_type") == kind for b in self.bodies)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def wait(pred, timeout: float, poll: float = 1.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(poll)
-    return pred()
 
 
 def block(sandbox: Sandbox, host: str, ip: str, on: bool) -> None:
@@ -86,7 +47,7 @@ def block(sandbox: Sandbox, host: str, ip: str, on: bool) -> None:
 def fleet(sandbox: Sandbox, site: Converged):
     sandbox.up(db=1, prober=4)
     dep = prepare_sandbox(sandbox)
-    hooks = Hooks()
+    hooks = Recorder(host="0.0.0.0")  # noqa: S104 - reached over every host's sandbox link
     extra = {
         # per host: Ansible templates extra vars for each host it runs on
         "prober_fleet_location": "{{ " + json.dumps(LOCATIONS) + "[inventory_hostname] }}",
@@ -158,26 +119,31 @@ def gaps(times: list[float], windows: list[tuple[float, float]]) -> tuple[int, i
 
 def test_fleet_on_sandbox_hosts_one_verdict_one_alert_and_takeover(fleet):
     sandbox, hooks, target = fleet
-    start = time.time()
-    assert wait(lambda: verdicts(sandbox, "v.health = 'up' AND cardinality(v.locations_up) "
-                                          "= 3") == MONITORS, 60), "every location sees it up"
 
-    for host in ("prober-3",):  # location c: its only running prober
-        block(sandbox, host, target, True)
-    assert wait(lambda: verdicts(sandbox, "v.locations_down = '{loc-c}'") == MONITORS, 40)
+    def alerts(kind: str) -> int:
+        return hooks.alert_types().count(kind)
+
+    start = time.time()
+    assert wait_for(lambda: verdicts(sandbox, "v.health = 'up' AND cardinality(v.locations_up) "
+                                          "= 3") == MONITORS, 60, interval=1.0), \
+        "every location sees it up"
+
+    block(sandbox, "prober-3", target, True)  # location c: its only running prober
+    assert wait_for(lambda: verdicts(sandbox, "v.locations_down = '{loc-c}'") == MONITORS, 40,
+                    interval=1.0)
     time.sleep(INTERVAL_S)
-    assert verdicts(sandbox, "v.health = 'up'") == MONITORS and hooks.count("downtime") == 0
+    assert verdicts(sandbox, "v.health = 'up'") == MONITORS and alerts("downtime") == 0
 
     block(sandbox, "prober-2", target, True)  # two locations of three: one alert each
-    assert wait(lambda: hooks.count("downtime") >= MONITORS, 40)
+    assert wait_for(lambda: alerts("downtime") >= MONITORS, 40, interval=1.0)
     time.sleep(2 * INTERVAL_S)
-    assert hooks.count("downtime") == MONITORS and verdicts(sandbox, "v.health = 'down'") == \
+    assert alerts("downtime") == MONITORS and verdicts(sandbox, "v.health = 'down'") == \
         MONITORS
     for host in ("prober-2", "prober-3"):
         block(sandbox, host, target, False)
-    assert wait(lambda: hooks.count("recovery") >= MONITORS, 40)
+    assert wait_for(lambda: alerts("recovery") >= MONITORS, 40, interval=1.0)
     time.sleep(2 * INTERVAL_S)
-    assert hooks.count("recovery") == MONITORS and hooks.count("downtime") == MONITORS
+    assert alerts("recovery") == MONITORS and alerts("downtime") == MONITORS
     rows = psql(sandbox, "SELECT a.alert_type, count(*) FROM alert_history a JOIN subscriptions "
                          "s ON s.id = a.subscription_id WHERE s.name LIKE 'fleet %' GROUP BY 1 "
                          "ORDER BY 1")
@@ -185,15 +151,16 @@ def test_fleet_on_sandbox_hosts_one_verdict_one_alert_and_takeover(fleet):
 
     joined = time.time()  # a second prober in location c: ownership splits
     sandbox.ssh("prober-4", "systemctl start lighthouse-prober")
-    assert wait(lambda: owned(sandbox, "prober-4") > 0
-                and owned(sandbox, "prober-3") + owned(sandbox, "prober-4") == MONITORS, 60)
+    assert wait_for(lambda: owned(sandbox, "prober-4") > 0
+                    and owned(sandbox, "prober-3") + owned(sandbox, "prober-4") == MONITORS, 60,
+                    interval=1.0)
     join_done = time.time()
     time.sleep(3 * INTERVAL_S)
 
     crashed = time.time()  # no goodbye: SIGKILL, and no restart
     sandbox.ssh("prober-4", "systemctl kill --signal=SIGKILL lighthouse-prober; "
                             "systemctl stop lighthouse-prober")
-    assert wait(lambda: owned(sandbox, "prober-3") == MONITORS, 4 * LEASE_S, poll=0.5)
+    assert wait_for(lambda: owned(sandbox, "prober-3") == MONITORS, 4 * LEASE_S, interval=0.5)
     takeover_s = time.time() - crashed
     time.sleep(3 * INTERVAL_S)
     end = time.time()

@@ -27,9 +27,10 @@ TOKEN = "123456:TEST-token"  # noqa: S105 - fake bot token for a local server
 
 
 class Recorder:
-    """A local HTTP server that records requests; `plan[path]` lists status codes to answer."""
+    """A local HTTP server that records requests; `plan[path]` lists status codes to answer.
+    `host`: where it listens (sandbox tests bind every address, for the hosts' links)."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.requests: list[dict] = []
         self.plan: dict[str, list[int]] = {}
         rec = self
@@ -50,9 +51,14 @@ class Recorder:
                 self.end_headers()
                 self.wfile.write(reply)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://{host}:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def alert_types(self) -> list[str]:
+        """alert_type of each webhook delivery received, in order."""
+        return [json.loads(r["body"])["alert_type"] for r in list(self.requests)]
 
     def close(self) -> None:
         self.server.shutdown()

@@ -79,7 +79,7 @@ def test_failures_raise_one_downtime_alert_then_recovery(lh_dsn, tmp_path):
         asyncio.run(main())
     finally:
         rec.close()
-    kinds = [json.loads(r["body"])["alert_type"] for r in rec.requests]
+    kinds = rec.alert_types()
     assert kinds == ["downtime", "recovery"]  # one blip pages nobody; no repeats while down
     rows = scalar(lh_dsn, "SELECT array_agg(alert_type::text || ':' || delivery_status "
                           "ORDER BY time) FROM alert_history WHERE subscription_id = %s", (sid,))
@@ -301,7 +301,7 @@ def test_a_maintenance_window_in_the_database_holds_the_alert_until_it_is_remove
     finally:
         rec.close()
     assert held == (0, 0, "down")  # down, stored, and nobody paged during the window
-    assert [json.loads(r["body"])["alert_type"] for r in rec.requests] == ["downtime"]
+    assert rec.alert_types() == ["downtime"]
     assert scalar(lh_dsn, "SELECT count(*) FROM check_history WHERE subscription_id = %s",
                   (sid,)) >= 5
     assert scalar(lh_dsn, "SELECT count(*) FROM incidents WHERE subscription_id = %s",
