@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from pathlib import Path
@@ -18,6 +19,22 @@ def pytest_collection_modifyitems(config, items):
         part = Path(str(item.fspath)).relative_to(ROOT / "tests").parts[0]
         if part in ("unit", "integration", "hosts"):
             item.add_marker(getattr(pytest.mark, part))
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored():
+    """Code under test that sets up logging (`lighthouse run`, the runbooks' basicConfig)
+    replaces the root handlers with one on this test's captured stderr; left behind, a later
+    test's background thread (a websockets server logging "connection closed") writes to that
+    closed stream and the traceback lands in whatever stderr a later test captures."""
+    def ours(h: logging.Handler) -> bool:  # pytest's own capture handlers it manages itself
+        return not type(h).__module__.startswith("_pytest")
+
+    root = logging.getLogger()
+    handlers, level = [h for h in root.handlers if ours(h)], root.level
+    yield
+    root.handlers[:] = [h for h in root.handlers if not ours(h)] + handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

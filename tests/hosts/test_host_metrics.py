@@ -23,12 +23,13 @@ def cloudwatch(site, sandbox, sandbox_hosts):
         aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
 
 
-def _latest(cloudwatch, metric: hm.HostMetric, stat: str = "Maximum") -> float | None:
+def _latest(cloudwatch, metric: hm.HostMetric, stat: str = "Maximum",
+            since: datetime | None = None) -> float | None:
     now = datetime.now(UTC)
     points = cloudwatch.get_metric_statistics(
         Namespace=hm.NAMESPACE, MetricName=metric.name,
         Dimensions=[{"Name": hm.DIMENSION, "Value": "db-1"}],
-        StartTime=now - timedelta(minutes=30), EndTime=now + timedelta(minutes=1),
+        StartTime=since or now - timedelta(minutes=30), EndTime=now + timedelta(minutes=1),
         Period=60, Statistics=[stat])["Datapoints"]
     return max(p[stat] for p in points) if points else None
 
@@ -46,11 +47,24 @@ def test_the_timer_publishes_every_contract_metric(site, sandbox, db_host, cloud
     assert 0 < _latest(cloudwatch, hm.CONNECTIONS_USED) < 80
 
 
+def _failed_units(sandbox) -> list[str]:
+    units = " ".join(f"'{u}'" for u in hm.WATCHED_UNITS)
+    out = sandbox.ssh("db-1", "systemctl list-units --all --state=failed --plain --no-legend "
+                              f"--no-pager {units}").stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
 def test_a_failed_backup_unit_is_counted(site, sandbox, cloudwatch) -> None:
     # a backup type pgBackRest refuses: the templated unit fails like a real failed backup
     sandbox.ssh("db-1", "systemctl start pgbackrest-backup@bogus.service || true")
     try:
+        failed = _failed_units(sandbox)
+        assert "pgbackrest-backup@bogus.service" in failed
+        # only what was published since the unit failed (the timer publishes every minute, and
+        # an earlier test's failures may sit in the window); the count is what systemd lists
+        since = datetime.now(UTC).replace(microsecond=0)
         sandbox.ssh("db-1", "systemctl start lighthouse-host-metrics.service")
-        assert _latest(cloudwatch, hm.UNITS_FAILED) == 1
+        assert _latest(cloudwatch, hm.UNITS_FAILED, "Minimum", since) == len(failed), failed
+        assert _latest(cloudwatch, hm.UNITS_FAILED, "Maximum", since) == len(failed), failed
     finally:
         sandbox.ssh("db-1", "systemctl reset-failed 'pgbackrest-backup@*'")
