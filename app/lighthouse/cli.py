@@ -284,10 +284,10 @@ def cmd_monitors(cfg: Config, args: argparse.Namespace) -> int:
             print(f"{name} ({mid}): {status} -> {new}")
             return 0
         if args.action == "remove":
-            n = one(conn, "SELECT count(*) FROM check_history WHERE subscription_id = %s",
-                    (mid,))[0]
+            n = one(conn, "SELECT count(*) FROM lh_checks('-infinity', 'infinity') "
+                          "WHERE subscription_id = %s", (mid,))[0]
             print(f"will delete monitor {name} ({mid}), its alert channels; "
-                  f"{n} check rows stay in check_history until retention drops them")
+                  f"its {n} stored checks stay until retention drops them")
             if not args.yes:
                 if not sys.stdin.isatty():
                     raise CliError("refusing to delete without --yes (stdin is not a terminal)")

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from lighthouse.checks.context import MAX_TIMEOUT_S, MIN_TIMEOUT_S
+from lighthouse.db.compaction import MIN_COMPACT_AFTER
 
 DEFAULT_PATH = Path("/etc/lighthouse/prober.yaml")
 ENV_PREFIX = "LIGHTHOUSE_"
@@ -46,6 +47,7 @@ class DatabaseConfig:
     apply_migrations: bool = False  # `lighthouse run` migrates first only if true
     schema_wait_s: float = 60.0  # wait this long for an older schema to be migrated
     maintenance_interval_s: float = 300.0  # partitions, retention, rollups; 0 = leave to others
+    compact_after_days: float = 2.0  # raw checks older than this are packed (db.compaction)
 
 
 @dataclass(slots=True)
@@ -186,6 +188,7 @@ _BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("http", "metrics_max_monitors"): (0, 1_000_000),
     ("alerting", "smtp_port"): (1, 65535),
     ("fleet", "lease_s"): (3, 3600),
+    ("database", "compact_after_days"): (MIN_COMPACT_AFTER.days, 90),
 }
 # Also enforced by sql/007_fleet.sql (probers table), so a hand-made row cannot break ownership.
 FLEET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")

@@ -17,7 +17,7 @@ import signal
 import socket
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -310,11 +310,13 @@ class Prober:
         self._start_database_tasks()
 
     async def _maintenance(self) -> None:
-        from lighthouse.db.maintenance import run_maintenance
+        from lighthouse.db.maintenance import RetentionPolicy, run_maintenance
 
+        policy = RetentionPolicy(
+            compact_after=timedelta(days=self.cfg.database.compact_after_days))
         while True:
             try:
-                await asyncio.to_thread(run_maintenance, self.cfg.database.dsn)
+                await asyncio.to_thread(run_maintenance, self.cfg.database.dsn, policy)
             except Exception as exc:
                 event(log, "maintenance failed", logging.WARNING, error=type(exc).__name__,
                       detail=str(exc).splitlines()[0] if str(exc) else "")

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from lighthouse.db import Capability, TimescaleNotPreloadedError, detect_capability
+from lighthouse.db import Capability, TimescaleNotPreloadedError, compaction, detect_capability
 from lighthouse.db.maintenance import RetentionPolicy, describe, run_maintenance_on
 from lighthouse.db.migrate import migrate, schema_status
 from lighthouse.db.queries import subscription_stats
@@ -22,6 +22,7 @@ from lighthouse.db.rollups import refresh_rollups
 from lighthouse_ops.sandbox import Sandbox
 
 from tests.hosts.conftest import sandbox_capability_or_skip
+from tests.integration.db import test_compaction_pg15 as packing
 
 PASSWORD = "lh-dbts-test"  # noqa: S105 - throw-away sandbox cluster
 CONF = "/etc/postgresql/17/main/conf.d/lighthouse-test.conf"
@@ -130,5 +131,29 @@ def test_rollups_queries_and_retention(apache_dsn: str) -> None:
 
         report = run_maintenance_on(conn, RetentionPolicy(), now=now)
         assert report["capability"] == "apache" and len(report["dropped"]) >= 1
-        assert conn.execute("SELECT count(*) FROM check_history").fetchone()[0] == 4320
+        assert report["compacted_checks"] > 0  # the oldest of the three days
+        assert conn.execute("SELECT count(*) FROM lh_checks('-infinity', 'infinity')"
+                            ).fetchone()[0] == 4320
         assert run_maintenance_on(conn, RetentionPolicy(), now=now)["dropped"] == []
+
+
+def test_packing_on_the_apache_edition_keeps_every_answer(apache_dsn: str) -> None:
+    """The same seed and questions as on vanilla PostgreSQL: each packed day's chunk is
+    dropped, and every answer and row is what it was."""
+    dsn = _fresh_db(apache_dsn, "lh_packing")
+    migrate(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        packing.seed(conn)
+        run_maintenance_on(conn, RetentionPolicy(compact_max_days=0), now=packing.NOW)
+        rows, before = conn.execute(packing.ALL_ROWS).fetchall(), packing.answers(conn)
+        chunks = conn.execute("SELECT count(*) FROM show_chunks('check_history')").fetchone()[0]
+        report = run_maintenance_on(conn, RetentionPolicy(compact_max_days=None),
+                                    now=packing.NOW)
+        assert len(report["compaction_plan"]) == 4 and report["compaction_left"] == 0
+        assert all("_timescaledb_internal." in p for p in report["compaction_plan"])
+        assert conn.execute("SELECT count(*) FROM show_chunks('check_history')"
+                            ).fetchone()[0] == chunks - 4
+        assert conn.execute(packing.ALL_ROWS).fetchall() == rows
+        assert packing.answers(conn) == before
+        size = compaction.bytes_per_check(conn, Capability.APACHE)
+        assert size["packed"] < size["raw"] / 3, size

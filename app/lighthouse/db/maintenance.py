@@ -1,10 +1,10 @@
 """Our maintenance job: what the database cannot schedule itself on a given level.
 
-| level     | partitions ahead | check/alert retention             | rollup refresh        |
-|-----------|------------------|-----------------------------------|-----------------------|
-| timescale | (chunks: auto)   | database policies (90 d / 1 y)    | add_job + this job    |
-| apache    | (chunks: auto)   | drop_chunks() here                | this job              |
-| vanilla   | created here     | old partitions dropped here       | this job              |
+| level     | partitions ahead | check/alert retention          | rollup refresh     | old checks |
+|-----------|------------------|--------------------------------|--------------------|------------|
+| timescale | (chunks: auto)   | database policies (90 d / 1 y) | add_job + this job | compressed |
+| apache    | (chunks: auto)   | drop_chunks() here             | this job           | packed     |
+| vanilla   | created here     | old partitions dropped here    | this job           | packed     |
 
 Hourly rollups older than `hourly_rollup_retention` are deleted on every level; daily rollups
 are kept (about 90 kB per monitor per year). Run every few minutes (`invoke db.maintain`, a
@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 
+from lighthouse.db import compaction
 from lighthouse.db.capability import Capability, detect_capability
 from lighthouse.db.connect import connect, one
 from lighthouse.db.errors import SchemaOutdatedError
@@ -36,6 +37,8 @@ class RetentionPolicy:
     hourly_rollups: timedelta = timedelta(days=400)
     partitions_ahead_days: int = 7
     late_horizon: timedelta = DEFAULT_LATE_HORIZON
+    compact_after: timedelta = compaction.DEFAULT_COMPACT_AFTER
+    compact_max_days: int | None = compaction.DEFAULT_MAX_DAYS  # per run; None: all
 
 
 def schema_capability(conn: psycopg.Connection) -> Capability:
@@ -79,14 +82,21 @@ def run_maintenance_on(conn: psycopg.Connection, policy: RetentionPolicy | None 
         report["dropped"] = "by TimescaleDB retention policies"
     if dry_run:
         report["rollups"] = "skipped (dry run)"
+        report.update(compaction.compact(conn, level, policy.compact_after, now,
+                                         policy.compact_max_days, dry_run=True))
         return report
     with conn.transaction():
         n = conn.execute("DELETE FROM check_rollup_hourly WHERE bucket < %s",
                          (now - policy.hourly_rollups,)).rowcount
+        report["packed_hours_deleted"] = conn.execute(
+            "DELETE FROM check_history_packed WHERE hour < %s", (now - policy.checks,)).rowcount
     report["hourly_rollups_deleted"] = n
     result = refresh_rollups(conn, policy.late_horizon, upto=now)
     report["rolled_until"] = result.rolled_until.isoformat()
     report["hourly_rows"] = result.hourly_rows
+    # after the refresh: only hours below the new watermark are packed
+    report.update(compaction.compact(conn, level, policy.compact_after, now,
+                                     policy.compact_max_days))
     log.info("maintenance done %s", " ".join(f"{k}={v}" for k, v in report.items()
                                                if not isinstance(v, list)))
     return report

@@ -129,14 +129,15 @@ HIST_SUM = ("CASE WHEN count(latency_hist) + count(k) > 0 THEN ARRAY["
 _IDS = "(%(ids)s::uuid[] IS NULL OR subscription_id = ANY(%(ids)s::uuid[]))"
 
 # Raw rows of one range, grouped by (subscription, bucket): few rows for the top aggregate.
+# A window's first partial hour can lie in packed history, hence lh_checks().
 _RAW = f"""
   SELECT subscription_id, count(*), count(*) FILTER (WHERE status = 'success'),
          count(*) FILTER (WHERE status = 'failure'), count(*) FILTER (WHERE status = 'timeout'),
          count(*) FILTER (WHERE status = 'error'), count(latency_ms), sum(latency_ms),
          min(latency_ms), max(latency_ms), NULL::int[], lh_latency_bucket(latency_ms),
          count(latency_ms)
-  FROM check_history
-  WHERE {_IDS} AND time >= %({{lo}})s AND time < %({{hi}})s
+  FROM lh_checks(%({{lo}})s, %({{hi}})s)
+  WHERE {_IDS}
   GROUP BY subscription_id, lh_latency_bucket(latency_ms)"""
 
 WINDOW_SQL = f"""
@@ -181,7 +182,7 @@ FROM parts GROUP BY 1
 
 # Checks inside maintenance windows, per monitor, over a window: overlapping windows merged
 # (range_agg, PostgreSQL 14+) so no check counts twice. Windows are short and rare, so this
-# reads raw rows of those intervals only (the primary key's range scan).
+# reads the checks of those intervals only (raw or packed, by their primary keys).
 IN_MAINTENANCE_SQL = """
 WITH w AS (
   SELECT s.id AS sid, range_agg(tstzrange(greatest(m.starts_at, %(start)s),
@@ -192,8 +193,8 @@ WITH w AS (
   GROUP BY s.id
 )
 SELECT w.sid, count(*), count(*) FILTER (WHERE c.status = 'success')
-FROM w JOIN check_history c ON c.subscription_id = w.sid
- AND c.time >= lower(w.r) AND c.time < upper(w.r) AND w.r @> c.time
+FROM w CROSS JOIN LATERAL lh_checks(lower(w.r), upper(w.r)) AS c
+WHERE c.subscription_id = w.sid AND w.r @> c.time
 GROUP BY w.sid
 """
 
@@ -221,27 +222,24 @@ FROM days GROUP BY 1, 2
 _CHECK_COLS = ("subscription_id, time, status, latency_ms, http_status, error_code, "
                "error_message, timings, response_snippet, cert_days_left, location")
 
+# Newest first, raw or packed (lh_newest_checks reads at most `limit` rows of each).
 RECENT_SQL = f"""
-SELECT {_CHECK_COLS} FROM check_history
-WHERE subscription_id = %(id)s AND (%(before)s::timestamptz IS NULL OR time < %(before)s)
-  AND time >= %(since)s
-ORDER BY time DESC LIMIT %(limit)s
+SELECT {_CHECK_COLS}
+FROM lh_newest_checks(%(id)s, %(before)s::timestamptz, %(since)s, %(limit)s)
+ORDER BY time DESC, location DESC
 """
 
 LATEST_SQL = f"""
-SELECT c.* FROM unnest(%(ids)s::uuid[]) AS s(id)
-CROSS JOIN LATERAL (
-  SELECT {_CHECK_COLS} FROM check_history
-  WHERE subscription_id = s.id AND time >= %(since)s ORDER BY time DESC LIMIT 1) AS c
+SELECT {", ".join(f"c.{col.strip()}" for col in _CHECK_COLS.split(","))}
+FROM unnest(%(ids)s::uuid[]) AS s(id)
+CROSS JOIN LATERAL lh_newest_checks(s.id, NULL, %(since)s, 1) AS c
 """
 
 # The newest `limit` latencies of each subscription, one statement for a whole page of
-# monitors (sparklines): only two narrow columns, no timings JSONB.
+# monitors (sparklines): only two narrow columns leave the server.
 RECENT_LATENCIES_SQL = """
 SELECT s.id, c.time, c.latency_ms FROM unnest(%(ids)s::uuid[]) AS s(id)
-CROSS JOIN LATERAL (
-  SELECT time, latency_ms FROM check_history
-  WHERE subscription_id = s.id AND time >= %(since)s ORDER BY time DESC LIMIT %(limit)s) AS c
+CROSS JOIN LATERAL lh_newest_checks(s.id, NULL, %(since)s, %(limit)s) AS c
 """
 
 

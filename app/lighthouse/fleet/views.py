@@ -33,10 +33,10 @@ SELECT c.location, count(*), count(*) FILTER (WHERE c.status = 'success'),
        percentile_cont(0.5) WITHIN GROUP (ORDER BY c.latency_ms),
        percentile_cont(0.95) WITHIN GROUP (ORDER BY c.latency_ms),
        max(c.time), v.health, v.since
-FROM check_history c
+FROM lh_checks(now() - interval '24 hours', 'infinity') c
 LEFT JOIN location_verdicts v ON v.subscription_id = c.subscription_id
                              AND v.location = c.location
-WHERE c.subscription_id = %s AND c.time > now() - interval '24 hours' AND c.location <> ''
+WHERE c.subscription_id = %s AND c.location <> ''
 GROUP BY c.location, v.health, v.since
 ORDER BY c.location
 """

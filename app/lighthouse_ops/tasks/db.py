@@ -89,6 +89,50 @@ def maintain(c, dsn=None, dry_run=False, yes=False):
         print(f"{key:24} {value}")
 
 
+@task(help={"dsn": "PostgreSQL DSN (default: $LIGHTHOUSE_DATABASE__DSN or $DATABASE_URL)",
+            "older_than_days": "pack whole UTC days of raw checks older than this (default 2, "
+                               "at least 1; only days already rolled up)",
+            "max_days": "stop after this many days (default: all; run again to carry on)",
+            "dry_run": "show the days, their checks and sizes, change nothing",
+            "yes": "pack without asking"})
+def compact(c, dsn=None, older_than_days=2.0, max_days=None, dry_run=False, yes=False):
+    """Pack old raw history into one row per monitor-hour (each day its own transaction)."""
+    from datetime import timedelta
+
+    from lighthouse.db import DatabaseError
+    from lighthouse.db.compaction import bytes_per_check
+    from lighthouse.db.compaction import compact as run_compact
+    from lighthouse.db.connect import connect
+    from lighthouse.db.maintenance import schema_capability
+
+    from lighthouse_ops.backup.plan import Aborted, Plan
+
+    _logging()
+    age, limit = timedelta(days=float(older_than_days)), None if max_days is None else int(max_days)
+    try:
+        with connect(resolve_dsn(dsn), application_name="lighthouse-compact") as conn:
+            level = schema_capability(conn)
+            preview = run_compact(conn, level, age, max_days=limit, dry_run=True)
+            days = preview.get("compaction_plan", [])
+            if not days:
+                print(preview.get("compaction") or "nothing to pack")
+                return
+            plan = Plan(f"pack {len(days)} day(s), {preview['compaction_checks']} checks")
+            for line in days:
+                plan.add(line)
+            if not plan.approve(yes=yes, dry_run=dry_run):
+                return
+            report = run_compact(conn, level, age, max_days=limit)
+            print(f"packed {report['compacted_checks']} checks; "
+                  f"{report['compaction_left']} day(s) left")
+            print("bytes per check: " + ", ".join(
+                f"{k} {v}" for k, v in bytes_per_check(conn, level).items()))
+    except (Aborted, ValueError) as e:
+        sys.exit(f"db.compact: {e}")
+    except DatabaseError as e:
+        sys.exit(f"db.compact: {e}")
+
+
 # -- runbooks engineer: db.tune and db.diagnose go below this line --
 
 

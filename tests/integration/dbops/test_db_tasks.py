@@ -61,3 +61,39 @@ def test_maintain_asks_before_retention_drops_history(pg15_db):
     assert done.returncode == 0, done.stderr
     with psycopg.connect(pg15_db) as conn:
         assert len(list_partitions(conn, CHECKS)) < before
+
+
+def test_compact_shows_the_days_asks_then_packs(pg15_db):
+    from datetime import UTC, datetime, timedelta
+
+    import psycopg
+    from lighthouse.db.maintenance import RetentionPolicy, run_maintenance_on
+    from lighthouse.db.migrate import migrate
+    from lighthouse.db.partitions import ensure_partitions
+
+    migrate(pg15_db)
+    now = datetime.now(UTC)
+    with psycopg.connect(pg15_db, autocommit=True) as conn:
+        ensure_partitions(conn, now=now, days_back=6)
+        conn.execute("INSERT INTO check_history (time, subscription_id, status, latency_ms) "
+                     "SELECT %s - g * interval '1 minute', gen_random_uuid(), 'success', 5 "
+                     "FROM generate_series(1, 5 * 1440) g", (now,))
+        run_maintenance_on(conn, RetentionPolicy(compact_max_days=0))  # rollups, no packing
+        total = conn.execute("SELECT count(*) FROM check_history").fetchone()[0]
+    refused = _invoke("db.compact", dsn=pg15_db)  # no terminal, no --yes
+    assert refused.returncode != 0 and "--yes" in refused.stderr
+    assert "Plan: pack 3 day(s)" in refused.stdout and "MB raw -> ~" in refused.stdout
+    dry = _invoke("db.compact", "-n", "--older-than-days", "3", dsn=pg15_db)
+    assert dry.returncode == 0 and "Plan: pack 2 day(s)" in dry.stdout
+    young = _invoke("db.compact", "-n", "--older-than-days", "0.5", dsn=pg15_db)
+    assert young.returncode != 0 and "at least 1 day" in young.stderr
+    done = _invoke("db.compact", "-y", "--max-days", "2", dsn=pg15_db)
+    assert done.returncode == 0, done.stderr
+    assert "1 day(s) left" in done.stdout and "bytes per check: raw" in done.stdout
+    assert "0 day(s) left" in _invoke("db.compact", "-y", dsn=pg15_db).stdout
+    assert "nothing to pack" in _invoke("db.compact", "-y", dsn=pg15_db).stdout
+    with psycopg.connect(pg15_db) as conn:
+        assert conn.execute("SELECT count(*) FROM lh_checks('-infinity', 'infinity')"
+                            ).fetchone()[0] == total
+        assert conn.execute("SELECT min(time) FROM check_history").fetchone()[0] >= (
+            now - timedelta(days=3))

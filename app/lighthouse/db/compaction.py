@@ -1,0 +1,189 @@
+"""Packing old raw history: one row per monitor, UTC hour and location (sql/008_compaction.sql).
+
+On vanilla PostgreSQL and the Apache edition each UTC day older than `compact_after` (and
+below the rollup watermark, so rollups were made from the raw rows) is moved in one
+transaction: lh_pack_range() moves its rows, then the emptied day partition is truncated
+(vanilla) or its chunk dropped (Apache), so the disk is free at once rather than after a
+VACUUM. A run stops after `max_days` days; the next one carries on from the oldest raw day
+left, so converting an existing 90-day history happens in batches and survives interruption
+(each day commits or not at all). On the Timescale-License level the database's compression
+policy is given the same age instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import psycopg
+from psycopg import sql
+
+from lighthouse.db.capability import Capability
+from lighthouse.db.connect import one
+from lighthouse.db.partitions import CHECKS, list_partitions
+from lighthouse.db.rollups import watermark
+
+log = logging.getLogger("lighthouse.db.compaction")
+
+DEFAULT_COMPACT_AFTER = timedelta(days=2)
+MIN_COMPACT_AFTER = timedelta(days=1)  # the fleet's 24-hour views and the late horizon
+DEFAULT_MAX_DAYS = 3  # per run: bounds one maintenance run's time on a first conversion
+# Measured by bench/history_bytes.py (one check a minute, HTTP timings): what the dry run's
+# size estimate multiplies by. docs/benchmarks.md has the figures per level.
+PACKED_BYTES_PER_CHECK = 37
+
+
+@dataclass(frozen=True, slots=True)
+class DayPlan:
+    day: date
+    rows: int
+    raw_bytes: int  # the day's partition/chunk with its indexes (0 for DEFAULT-partition rows)
+    where: str      # the partition or chunk that holds it
+
+    @property
+    def packed_bytes_estimate(self) -> int:
+        return self.rows * PACKED_BYTES_PER_CHECK
+
+    def describe(self) -> str:
+        return (f"pack {self.day} ({self.where}): {self.rows} checks, "
+                f"{_mb(self.raw_bytes)} raw -> ~{_mb(self.packed_bytes_estimate)} packed")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def _ts(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+def cutoff(conn: psycopg.Connection, compact_after: timedelta, now: datetime) -> datetime | None:
+    """Days starting before this instant may be packed (None: no rollups yet, pack nothing)."""
+    if compact_after < MIN_COMPACT_AFTER:
+        raise ValueError(f"compact_after must be at least {MIN_COMPACT_AFTER} "
+                         f"(got {compact_after})")
+    wm = watermark(conn)
+    if wm is None:
+        return None
+    limit = min(wm, now - compact_after)
+    return _ts(limit.astimezone(UTC).date())  # whole days only: a day is moved at once
+
+
+def _vanilla_days(conn: psycopg.Connection, before: datetime) -> list[DayPlan]:
+    plans = []
+    for start, name in sorted(list_partitions(conn, CHECKS).items()):
+        if _ts(start) >= before:
+            continue
+        ident = sql.Identifier(name)
+        rows = one(conn, sql.SQL("SELECT count(*) FROM {}").format(ident))[0]
+        if rows:
+            size = one(conn, "SELECT pg_total_relation_size(%s::regclass)", (name,))[0]
+            plans.append(DayPlan(start, rows, size, name))
+    # rows that arrived for a day with no partition (the DEFAULT partition catches them)
+    for day, rows in conn.execute(
+            "SELECT (date_trunc('day', time, 'UTC') AT TIME ZONE 'UTC')::date, count(*) "
+            "FROM check_history_default WHERE time < %s GROUP BY 1", (before,)).fetchall():
+        plans.append(DayPlan(day, rows, 0, "check_history_default"))
+    return sorted(plans, key=lambda p: p.day)
+
+
+def _apache_days(conn: psycopg.Connection, before: datetime) -> list[DayPlan]:
+    plans = []
+    for schema, chunk, lo, hi in conn.execute(
+            "SELECT chunk_schema, chunk_name, range_start, range_end "
+            "FROM timescaledb_information.chunks WHERE hypertable_name = 'check_history' "
+            "AND range_end <= %s ORDER BY range_start", (before,)).fetchall():
+        ident = sql.Identifier(schema, chunk)
+        rows = one(conn, sql.SQL("SELECT count(*) FROM {}").format(ident))[0]
+        if not rows:
+            continue
+        size = one(conn, "SELECT pg_total_relation_size(%s::regclass)",
+                   (f"{schema}.{chunk}",))[0]
+        day = lo.astimezone(UTC).date()
+        if hi - lo != timedelta(days=1) or _ts(day) != lo:
+            raise RuntimeError(f"chunk {schema}.{chunk} spans {lo} .. {hi}, not one UTC day: "
+                               "compaction moves whole days (chunk_time_interval 1 day)")
+        plans.append(DayPlan(day, rows, size, f"{schema}.{chunk}"))
+    return plans
+
+
+def plan(conn: psycopg.Connection, level: Capability, compact_after: timedelta,
+         now: datetime) -> list[DayPlan]:
+    """The days a run would pack, oldest first (all of them, not only one run's share)."""
+    if level is Capability.TIMESCALE:
+        return []
+    before = cutoff(conn, compact_after, now)
+    if before is None:
+        return []
+    return (_vanilla_days if level is Capability.VANILLA else _apache_days)(conn, before)
+
+
+def pack_day(conn: psycopg.Connection, level: Capability, day: DayPlan) -> int:
+    """Moves one day in one transaction; returns the checks moved."""
+    lo, hi = _ts(day.day), _ts(day.day + timedelta(days=1))
+    with conn.transaction():
+        moved = one(conn, "SELECT lh_pack_range(%s, %s)", (lo, hi))[0]
+        if level is Capability.VANILLA and day.where != "check_history_default":
+            # emptied by the move; TRUNCATE gives the space back now (ACCESS EXCLUSIVE on
+            # this old day only: the writers insert into today's partition)
+            conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(day.where)))
+        elif level is Capability.APACHE:
+            conn.execute("SELECT drop_chunks('check_history', older_than => %s, "
+                         "newer_than => %s)", (hi, lo))
+    log.info("history packed day=%s where=%s checks=%d", day.day, day.where, moved)
+    return moved
+
+
+def set_native_compression_age(conn: psycopg.Connection, compact_after: timedelta) -> str:
+    """Timescale License: the compression policy compresses chunks after the same age.
+    (Not rehearsed on this project's machines, which have the Apache edition.)"""
+    row = conn.execute(
+        "SELECT job_id, config->>'compress_after' FROM timescaledb_information.jobs "
+        "WHERE proc_name = 'policy_compression' AND hypertable_name = 'check_history'"
+    ).fetchone()
+    if row is None:
+        return "no compression policy on check_history"
+    job_id, current = row
+    wanted = one(conn, "SELECT %s::interval::text", (compact_after,))[0]
+    if current != wanted:
+        with conn.transaction():
+            conn.execute("SELECT alter_job(%s, config => jsonb_set(config, '{compress_after}', "
+                         "to_jsonb(%s::text)))", (job_id, wanted))
+    return f"native compression after {wanted}"
+
+
+def compact(conn: psycopg.Connection, level: Capability,
+            compact_after: timedelta = DEFAULT_COMPACT_AFTER, now: datetime | None = None,
+            max_days: int | None = DEFAULT_MAX_DAYS, dry_run: bool = False) -> dict:
+    """One run: the plan (dry run) or the days packed, and what is left for the next run."""
+    now = now or datetime.now(UTC)
+    if level is Capability.TIMESCALE:
+        return {"compaction": "dry run" if dry_run else
+                set_native_compression_age(conn, compact_after)}
+    days = plan(conn, level, compact_after, now)
+    todo = days if max_days is None else days[:max_days]
+    report: dict = {"compaction_plan": [d.describe() for d in todo]}
+    if dry_run:
+        report["compaction_checks"] = sum(d.rows for d in todo)
+        report["compaction_left"] = len(days) - len(todo)
+        return report
+    report["compacted_checks"] = sum(pack_day(conn, level, d) for d in todo)
+    report["compaction_left"] = len(days) - len(todo)
+    return report
+
+
+def bytes_per_check(conn: psycopg.Connection, level: Capability) -> dict[str, float | None]:
+    """Stored bytes per check (tables, TOAST and indexes), raw and packed, for db.status and
+    the bench."""
+    raw_rows = one(conn, "SELECT count(*) FROM check_history")[0]
+    raw_bytes = one(conn, "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) "
+                          "FROM pg_partition_tree('check_history')" if not level.hypertables
+                    else "SELECT hypertable_size('check_history')")[0] or 0
+    packed_rows, packed_bytes = one(
+        conn, "SELECT coalesce(sum(cardinality(offsets_us)), 0), "
+              "pg_total_relation_size('check_history_packed') FROM check_history_packed")
+    return {"raw": round(raw_bytes / raw_rows, 1) if raw_rows else None,
+            "packed": round(packed_bytes / packed_rows, 1) if packed_rows else None,
+            "all": round((raw_bytes + packed_bytes) / (raw_rows + packed_rows), 1)
+            if raw_rows + packed_rows else None}
