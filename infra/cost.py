@@ -371,3 +371,45 @@ def compare(years: int = 3, prices: Prices | None = None) -> Comparison:
     )
     return Comparison(rows, p.as_of, notes)
 
+
+# --- disk for check history (measured bytes per check, not the seeds' ~50 B assumption) -----
+
+@dataclass(frozen=True)
+class HistoryDisk:
+    """check_history on disk for `monitors` checked every `interval_s`, kept `retention_days`:
+    the youngest days raw, the rest packed (lighthouse.db.compaction), plus free headroom."""
+
+    monitors: int
+    interval_s: float
+    retention_days: int
+    raw_days: float
+    raw_gb: Decimal
+    packed_gb: Decimal
+    headroom: Decimal = Decimal("0.3")  # WAL, rollups, vacuum and growth: keep 30 % free
+
+    @property
+    def history_gb(self) -> Decimal:
+        return self.raw_gb + self.packed_gb
+
+    @property
+    def volume_gb(self) -> Decimal:
+        """Smallest data volume that holds it with the headroom free."""
+        return (self.history_gb / (1 - self.headroom)).quantize(Decimal("0.1"),
+                                                                 rounding=ROUND_HALF_UP)
+
+
+def history_disk(monitors: int, interval_s: float, retention_days: int = 90,
+                 compact_after_days: float = 2.0) -> HistoryDisk:
+    from lighthouse.db.compaction import PACKED_BYTES_PER_CHECK, RAW_BYTES_PER_CHECK
+
+    if monitors < 0 or interval_s <= 0 or retention_days <= 0:
+        raise ValueError("monitors >= 0, interval_s > 0 and retention_days > 0 are needed")
+    per_day = _d(monitors) * _d(86400) / _d(interval_s)
+    # a day is packed once it is wholly older than the age: up to age + 1 days stay raw
+    raw_days = min(float(retention_days), compact_after_days + 1)
+    gb = _d(10**9)
+    return HistoryDisk(monitors, interval_s, retention_days, raw_days,
+                       per_day * _d(raw_days) * RAW_BYTES_PER_CHECK / gb,
+                       per_day * (_d(retention_days) - _d(raw_days)) * PACKED_BYTES_PER_CHECK
+                       / gb)
+

@@ -96,6 +96,26 @@ def estimate_report(stack: str, root: Path = ROOT, today: date | None = None) ->
     return EstimateReport(stack, cost.estimate(_load_stack(stack, root)), today)
 
 
+def disk_report(stack: str, monitors: int, interval_s: float, retention_days: int,
+                root: Path = ROOT) -> str:
+    from lighthouse.db.compaction import PACKED_BYTES_PER_CHECK, RAW_BYTES_PER_CHECK
+
+    from infra import cost
+
+    cfg = _load_stack(stack, root)
+    h = cost.history_disk(monitors, interval_s, retention_days)
+    have = cfg.database.data_volume.size_gb
+    verdict = ("holds it" if have >= h.volume_gb else
+               f"TOO SMALL: raise database.dataVolume.sizeGb to at least {h.volume_gb}")
+    rows = [(f"raw (newest {h.raw_days:g} days, {RAW_BYTES_PER_CHECK} B/check)", h.raw_gb),
+            (f"packed (the rest, {PACKED_BYTES_PER_CHECK} B/check)", h.packed_gb),
+            (f"volume with {h.headroom:.0%} free (WAL, rollups, vacuum)", h.volume_gb)]
+    return "\n".join(
+        [f"cost.disk: {monitors} monitors every {interval_s:g} s, {retention_days} days kept"]
+        + [f"  {label:<46}{value:>9.2f} GB" for label, value in rows]
+        + [f"  stack {stack}: data volume {have} GB: {verdict}"])
+
+
 @dataclass(frozen=True)
 class CompareReport:
     comparison: Any  # infra.cost.Comparison

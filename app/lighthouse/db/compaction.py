@@ -29,8 +29,10 @@ log = logging.getLogger("lighthouse.db.compaction")
 DEFAULT_COMPACT_AFTER = timedelta(days=2)
 MIN_COMPACT_AFTER = timedelta(days=1)  # the fleet's 24-hour views and the late horizon
 DEFAULT_MAX_DAYS = 3  # per run: bounds one maintenance run's time on a first conversion
-# Measured by bench/history_bytes.py (one check a minute, HTTP timings): what the dry run's
-# size estimate multiplies by. docs/benchmarks.md has the figures per level.
+# Stored bytes per check with indexes and TOAST, measured by bench/db_queries.py (500 monitors
+# at one a minute, HTTP timings; docs/benchmarks.md "Packed history"): the dry run's estimate
+# and the cost model's disk sizing (infra.cost.history_disk) multiply by these.
+RAW_BYTES_PER_CHECK = 228
 PACKED_BYTES_PER_CHECK = 37
 
 

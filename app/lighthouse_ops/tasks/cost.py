@@ -37,3 +37,18 @@ def compare(c, years=3, json=False):
     except (CostError, ValueError) as exc:
         sys.exit(f"cost.compare: {exc}")
     print(report.json() if json else report.text())
+
+
+@task(help={"stack": "stack whose data volume to hold it against (dev|prod)",
+            "monitors": "monitors checked",
+            "interval_s": "seconds between checks of a monitor (default 60)",
+            "retention_days": "days of check history kept (default 90)"})
+def disk(c, stack="prod", monitors=500, interval_s=60.0, retention_days=90):
+    """Disk that check history needs (measured bytes per check), against the stack's volume."""
+    from lighthouse_ops.cost import CostError, disk_report
+
+    try:
+        print(disk_report(stack, int(monitors), float(interval_s), int(retention_days)))
+    except (CostError, ValueError) as exc:
+        sys.exit(f"cost.disk: {exc}")
+

@@ -121,3 +121,28 @@ def test_tasks_print_the_reports(capsys):
     assert json.loads(capsys.readouterr().out)["stack"] == "dev"
     with pytest.raises(SystemExit, match="no stack file"):
         _invoke("cost.estimate", "--stack", "nope")
+
+
+def test_history_disk_uses_the_measured_bytes_per_check():
+    from lighthouse.db.compaction import PACKED_BYTES_PER_CHECK, RAW_BYTES_PER_CHECK
+
+    h = cost.history_disk(500, 60, retention_days=90, compact_after_days=2)
+    per_day = 500 * 1440
+    assert h.raw_days == 3
+    assert h.raw_gb == Decimal(per_day * 3 * RAW_BYTES_PER_CHECK) / 10**9
+    assert h.packed_gb == Decimal(per_day * 87 * PACKED_BYTES_PER_CHECK) / 10**9
+    assert h.volume_gb == (h.history_gb / Decimal("0.7")).quantize(Decimal("0.1"))
+    assert cost.history_disk(10, 60, retention_days=2).packed_gb == 0  # all of it raw
+    with pytest.raises(ValueError, match="interval_s > 0"):
+        cost.history_disk(10, 0)
+
+
+def test_disk_task_holds_the_history_against_the_stack_volume(capsys):
+    _invoke("cost.disk", "--stack", "prod", "--monitors", "500")
+    out = capsys.readouterr().out
+    assert "500 monitors every 60 s, 90 days kept" in out and "holds it" in out
+    _invoke("cost.disk", "--stack", "dev", "--monitors", "5000", "--interval-s", "30")
+    out = capsys.readouterr().out
+    assert "TOO SMALL: raise database.dataVolume.sizeGb to at least" in out
+    with pytest.raises(SystemExit, match="interval_s > 0"):
+        _invoke("cost.disk", "--monitors", "5", "--interval-s", "0")
