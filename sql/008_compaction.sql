@@ -6,9 +6,11 @@
 -- uuid and timestamp key repeated in the index, the timings JSONB. Packed, a monitor-hour's
 -- checks are one tuple of parallel arrays: the key is stored once, each column is an array
 -- (NULL when no check of the hour has a value), and the row is large enough for TOAST to
--- compress it (~37 bytes per check at one check a minute, bench/history_bytes.py). Nothing is
--- rounded: times keep their microseconds, timings their JSONB, so every query, export and
--- rollup re-computation reads back exactly what was stored.
+-- compress it (docs/benchmarks.md "Packed history"). Timings, the bulk of a raw row, become
+-- integer microseconds per key (keys once per row) when every value of the hour survives
+-- that exactly; otherwise the hour keeps its JSONB. Nothing is rounded: times keep their
+-- microseconds, so every query, export and rollup re-computation reads back what was stored
+-- (timings as equal JSON numbers: 0.0 may come back as 0).
 --
 -- Who packs: lighthouse.db.compaction (the maintenance job, `invoke db.compact`), one UTC day
 -- per transaction, only below the rollup watermark. Readers go through lh_checks() (a time
@@ -19,19 +21,24 @@ CREATE TABLE check_history_packed (
   subscription_id  uuid NOT NULL,
   hour             timestamptz NOT NULL,   -- start of the UTC hour
   location         text NOT NULL DEFAULT '',
+  checks           integer NOT NULL,       -- how many checks the row holds
   offsets_us       bigint[] NOT NULL,      -- time - hour in microseconds, ascending
   statuses         text NOT NULL,          -- one letter per check: lh_status_letter()
   http_status      smallint[],
   latency_ms       integer[],
   error_code       varchar(50)[],
   error_message    text[],
-  timings          jsonb[],
+  timing_keys      text[],                 -- timings as integers: the keys, sorted
+  timing_us        integer[],              -- checks x keys, row-major; NULL: key absent
+  timings          jsonb[],                -- timings as they were, when integers would not do
   response_snippet text[],
   cert_days_left   integer[],
   alert_triggered  integer[],              -- 1-based positions whose alert_triggered is true
   alert_sent_at    timestamptz[],
   CONSTRAINT check_history_packed_pkey PRIMARY KEY (subscription_id, hour, location),
-  CONSTRAINT check_history_packed_lengths CHECK (cardinality(offsets_us) = char_length(statuses))
+  CONSTRAINT check_history_packed_lengths
+    CHECK (cardinality(offsets_us) = checks AND char_length(statuses) = checks
+           AND cardinality(timing_us) = checks * cardinality(timing_keys))
 );
 
 -- Retention deletes whole old hours.
@@ -48,12 +55,23 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
   SELECT (enum_range(NULL::check_status))[ascii(letter) - 96]
 $$;
 
+-- Check i's timings from the integer form (NULL when it had none).
+CREATE FUNCTION lh_timings_of(keys text[], us integer[], i bigint) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT jsonb_object_agg(k, trim_scale(v / 1000.0))
+  FROM unnest(keys, us[(i - 1) * cardinality(keys) + 1:i * cardinality(keys)]) AS t(k, v)
+  WHERE v IS NOT NULL
+$$;
+
 -- One packed row back as check_history rows (column order of check_history).
 CREATE FUNCTION lh_unpack(p check_history_packed) RETURNS SETOF check_history
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
   SELECT p.hour + x.o * interval '1 microsecond', p.subscription_id,
          lh_status_of(substr(p.statuses, x.i::int, 1)), x.http_status, x.latency_ms,
-         x.error_code, x.error_message, x.timings, x.response_snippet, x.cert_days_left,
+         x.error_code, x.error_message,
+         CASE WHEN p.timing_keys IS NOT NULL THEN lh_timings_of(p.timing_keys, p.timing_us, x.i)
+              ELSE x.timings END,
+         x.response_snippet, x.cert_days_left,
          coalesce(x.i::int = ANY(p.alert_triggered), false), x.alert_sent_at, p.location
   FROM unnest(p.offsets_us, p.http_status, p.latency_ms, p.error_code, p.error_message,
               p.timings, p.response_snippet, p.cert_days_left, p.alert_sent_at)
@@ -75,8 +93,8 @@ $$;
 -- One monitor's newest `n` checks in [since, before), newest first (before NULL: now on),
 -- ties (two locations, one slot) by location.
 -- Reads at most n raw rows, and only the packed hours that can still reach the top n: none
--- older than the n-th raw row's hour, none older than the n-th newest packed row's hour
--- (each packed row holds at least one check).
+-- older than the n-th raw row's hour, none older than the newest packed hours that already
+-- hold n checks (counted from `checks`, without reading the arrays).
 CREATE FUNCTION lh_newest_checks(sid uuid, before timestamptz, since timestamptz, n integer)
 RETURNS SETOF check_history
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
@@ -88,11 +106,14 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT coalesce(date_trunc('hour', before, 'UTC'), 'infinity') AS top,
            greatest(date_trunc('hour', since, 'UTC'),
                     (SELECT min(time) - interval '1 hour' FROM r HAVING count(*) >= n),
-                    (SELECT hour FROM check_history_packed
-                     WHERE subscription_id = sid
-                       AND hour < coalesce(date_trunc('hour', before, 'UTC'), 'infinity')
-                       AND hour >= date_trunc('hour', since, 'UTC')
-                     ORDER BY hour DESC OFFSET n - 1 LIMIT 1)) AS low)
+                    (SELECT hour FROM (
+                       SELECT hour, sum(checks) OVER (ORDER BY hour DESC, location DESC) AS upto
+                       FROM check_history_packed
+                       WHERE subscription_id = sid
+                         AND hour < coalesce(date_trunc('hour', before, 'UTC'), 'infinity')
+                         AND hour >= date_trunc('hour', since, 'UTC')
+                       ORDER BY hour DESC, location DESC LIMIT n) AS w
+                     WHERE upto >= n ORDER BY hour DESC LIMIT 1)) AS low)
   SELECT * FROM (
     SELECT * FROM r
     UNION ALL
@@ -123,22 +144,51 @@ BEGIN
         SELECT m.*, 1 FROM moved AS m) AS r
   ORDER BY subscription_id, location, time, pri;
   SELECT count(*) INTO n FROM lh_pack_rows WHERE pri = 1;
+  -- Timings as integers where every value of the group is a JSON number with at most three
+  -- decimals below 2^31 / 1000 and no check has a non-object or an empty object (which the
+  -- integer form could not tell from none); else the group keeps its JSONB.
+  CREATE TEMP TABLE lh_pack_keys ON COMMIT DROP AS
+  SELECT r.subscription_id, date_trunc('hour', r.time, 'UTC') AS h, r.location,
+         array_agg(DISTINCT e.k ORDER BY e.k) AS keys,
+         bool_and(CASE WHEN jsonb_typeof(e.v) = 'number'
+                       THEN (e.v::numeric * 1000) % 1 = 0
+                            AND abs(e.v::numeric * 1000) < 2147483648
+                       ELSE false END) AS ok
+  FROM lh_pack_rows AS r
+  CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(r.timings) = 'object'
+                                     THEN r.timings END) AS e(k, v)
+  GROUP BY 1, 2, 3;
+  UPDATE lh_pack_keys AS k SET ok = false
+  FROM lh_pack_rows AS r
+  WHERE (r.subscription_id, date_trunc('hour', r.time, 'UTC'), r.location)
+        = (k.subscription_id, k.h, k.location)
+    AND r.timings IS NOT NULL AND (jsonb_typeof(r.timings) <> 'object' OR r.timings = '{}');
   INSERT INTO check_history_packed
-  SELECT subscription_id, date_trunc('hour', time, 'UTC'), location,
-         array_agg((extract(epoch FROM time - date_trunc('hour', time, 'UTC')) * 1000000)::bigint
-                   ORDER BY time),
-         string_agg(lh_status_letter(status), '' ORDER BY time),
-         CASE WHEN count(http_status) > 0 THEN array_agg(http_status ORDER BY time) END,
-         CASE WHEN count(latency_ms) > 0 THEN array_agg(latency_ms ORDER BY time) END,
-         CASE WHEN count(error_code) > 0 THEN array_agg(error_code ORDER BY time) END,
-         CASE WHEN count(error_message) > 0 THEN array_agg(error_message ORDER BY time) END,
-         CASE WHEN count(timings) > 0 THEN array_agg(timings ORDER BY time) END,
-         CASE WHEN count(response_snippet) > 0 THEN array_agg(response_snippet ORDER BY time) END,
-         CASE WHEN count(cert_days_left) > 0 THEN array_agg(cert_days_left ORDER BY time) END,
+  SELECT r.subscription_id, r.h, r.location, count(*),
+         array_agg((extract(epoch FROM r.time - r.h) * 1000000)::bigint ORDER BY r.time),
+         string_agg(lh_status_letter(r.status), '' ORDER BY r.time),
+         CASE WHEN count(r.http_status) > 0 THEN array_agg(r.http_status ORDER BY r.time) END,
+         CASE WHEN count(r.latency_ms) > 0 THEN array_agg(r.latency_ms ORDER BY r.time) END,
+         CASE WHEN count(r.error_code) > 0 THEN array_agg(r.error_code ORDER BY r.time) END,
+         CASE WHEN count(r.error_message) > 0
+              THEN array_agg(r.error_message ORDER BY r.time) END,
+         CASE WHEN k.ok THEN k.keys END,
+         CASE WHEN k.ok THEN ARRAY(SELECT unnest(array_agg(  -- checks x keys, flattened
+           ARRAY(SELECT ((r.timings ->> q.key)::numeric * 1000)::integer
+                 FROM unnest(k.keys) WITH ORDINALITY AS q(key, o) ORDER BY q.o)
+           ORDER BY r.time))) END,
+         CASE WHEN NOT coalesce(k.ok, false) AND count(r.timings) > 0
+              THEN array_agg(r.timings ORDER BY r.time) END,
+         CASE WHEN count(r.response_snippet) > 0
+              THEN array_agg(r.response_snippet ORDER BY r.time) END,
+         CASE WHEN count(r.cert_days_left) > 0
+              THEN array_agg(r.cert_days_left ORDER BY r.time) END,
          NULL, -- alert_triggered: filled below (positions need the order first)
-         CASE WHEN count(alert_sent_at) > 0 THEN array_agg(alert_sent_at ORDER BY time) END
-  FROM lh_pack_rows
-  GROUP BY subscription_id, date_trunc('hour', time, 'UTC'), location;
+         CASE WHEN count(r.alert_sent_at) > 0 THEN array_agg(r.alert_sent_at ORDER BY r.time) END
+  FROM (SELECT *, date_trunc('hour', time, 'UTC') AS h FROM lh_pack_rows) AS r
+  LEFT JOIN lh_pack_keys AS k
+    ON (k.subscription_id, k.h, k.location) = (r.subscription_id, r.h, r.location)
+  GROUP BY r.subscription_id, r.h, r.location, k.ok, k.keys;
   UPDATE check_history_packed p SET alert_triggered = t.positions
   FROM (SELECT subscription_id, h, location, array_agg(pos ORDER BY pos) AS positions
         FROM (SELECT subscription_id, date_trunc('hour', time, 'UTC') AS h, location,
@@ -149,7 +199,7 @@ BEGIN
               FROM lh_pack_rows) AS o
         WHERE alert_triggered GROUP BY 1, 2, 3) AS t
   WHERE p.subscription_id = t.subscription_id AND p.hour = t.h AND p.location = t.location;
-  DROP TABLE lh_pack_rows;
+  DROP TABLE lh_pack_rows, lh_pack_keys;
   RETURN n;
 END $$;
 

@@ -183,7 +183,7 @@ def bytes_per_check(conn: psycopg.Connection, level: Capability) -> dict[str, fl
                           "FROM pg_partition_tree('check_history')" if not level.hypertables
                     else "SELECT hypertable_size('check_history')")[0] or 0
     packed_rows, packed_bytes = one(
-        conn, "SELECT coalesce(sum(cardinality(offsets_us)), 0), "
+        conn, "SELECT coalesce(sum(checks), 0), "
               "pg_total_relation_size('check_history_packed') FROM check_history_packed")
     return {"raw": round(raw_bytes / raw_rows, 1) if raw_rows else None,
             "packed": round(packed_bytes / packed_rows, 1) if packed_rows else None,
