@@ -135,6 +135,9 @@ BEGIN
   IF d <> date_trunc('hour', d, 'UTC') OR e <> date_trunc('hour', e, 'UTC') THEN
     RAISE EXCEPTION 'lh_pack_range: % and % must be UTC hour boundaries', d, e;
   END IF;
+  -- every prober of a fleet runs maintenance: one packer at a time, and the next one's
+  -- statements (each its own snapshot) see what the first one committed
+  PERFORM pg_advisory_xact_lock(1279807563);  -- 'LHPK'
   CREATE TEMP TABLE lh_pack_rows ON COMMIT DROP AS
   WITH moved AS (DELETE FROM check_history WHERE time >= d AND time < e RETURNING *),
        earlier AS (DELETE FROM check_history_packed WHERE hour >= d AND hour < e RETURNING *)

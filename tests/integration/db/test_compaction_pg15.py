@@ -207,3 +207,31 @@ def test_retention_deletes_old_packed_hours(db):
     assert report["packed_hours_deleted"] > 0
     oldest = db.execute("SELECT min(hour) FROM check_history_packed").fetchone()[0]
     assert oldest >= NOW - timedelta(days=5, hours=1)
+
+
+def test_two_packers_at_once_move_each_day_once(db, pg15_db):
+    """Every prober of a fleet runs maintenance: two at once neither fail nor double."""
+    import threading
+
+    run_maintenance_on(db, RetentionPolicy(compact_max_days=0), now=NOW)
+    total = db.execute("SELECT count(*) FROM check_history").fetchone()[0]
+    results, errors = [], []
+
+    def pack() -> None:
+        try:
+            with psycopg.connect(pg15_db, autocommit=True) as conn:
+                results.append(compaction.compact(conn, Capability.VANILLA, now=NOW,
+                                                  max_days=None)["compacted_checks"])
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=pack) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and len(results) == 2
+    moved = db.execute("SELECT sum(checks) FROM check_history_packed").fetchone()[0]
+    assert sum(results) == moved > 0
+    assert db.execute("SELECT count(*) FROM lh_checks('-infinity', 'infinity')"
+                      ).fetchone()[0] == total
