@@ -235,3 +235,10 @@ def test_two_packers_at_once_move_each_day_once(db, pg15_db):
     assert sum(results) == moved > 0
     assert db.execute("SELECT count(*) FROM lh_checks('-infinity', 'infinity')"
                       ).fetchone()[0] == total
+
+
+def test_every_check_status_has_a_letter_that_reads_back(db):
+    rows = db.execute("SELECT s, lh_status_letter(s), lh_status_of(lh_status_letter(s)) "
+                      "FROM unnest(enum_range(NULL::check_status)) AS s").fetchall()
+    assert rows and all(letter and back == s for s, letter, back in rows), rows
+    assert len({letter for _, letter, _ in rows}) == len(rows)
