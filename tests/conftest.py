@@ -19,9 +19,6 @@ def pytest_collection_modifyitems(config, items):
         part = Path(str(item.fspath)).relative_to(ROOT / "tests").parts[0]
         if part in ("unit", "integration", "hosts"):
             item.add_marker(getattr(pytest.mark, part))
-        # scripts/test runs two xdist workers (--dist loadgroup): the sandbox host tests in
-        # order on one (they share hosts and converge them), everything else on the other
-        item.add_marker(pytest.mark.xdist_group("hosts" if part == "hosts" else "rest"))
 
 
 @pytest.fixture(autouse=True)
