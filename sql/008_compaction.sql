@@ -180,10 +180,12 @@ BEGIN
          CASE WHEN count(r.error_message) > 0
               THEN array_agg(r.error_message ORDER BY r.time) END,
          CASE WHEN k.ok THEN k.keys END,
-         CASE WHEN k.ok THEN ARRAY(SELECT unnest(array_agg(  -- checks x keys, flattened
+         -- checks x keys, flattened; FILTER, not only CASE: the aggregate runs either way,
+         -- and a group without keys would feed it empty arrays
+         CASE WHEN k.ok THEN ARRAY(SELECT unnest(array_agg(
            ARRAY(SELECT ((r.timings ->> q.key)::numeric * 1000)::integer
                  FROM unnest(k.keys) WITH ORDINALITY AS q(key, o) ORDER BY q.o)
-           ORDER BY r.time))) END,
+           ORDER BY r.time) FILTER (WHERE k.ok))) END,
          CASE WHEN NOT coalesce(k.ok, false) AND count(r.timings) > 0
               THEN array_agg(r.timings ORDER BY r.time) END,
          CASE WHEN count(r.response_snippet) > 0

@@ -39,7 +39,7 @@ PACKED_BYTES_PER_CHECK = 37
 @dataclass(frozen=True, slots=True)
 class DayPlan:
     day: date
-    rows: int
+    rows: int       # counted only for the days a run will pack (counting a day reads it all)
     raw_bytes: int  # the day's partition/chunk with its indexes (0 for DEFAULT-partition rows)
     where: str      # the partition or chunk that holds it
 
@@ -72,53 +72,57 @@ def cutoff(conn: psycopg.Connection, compact_after: timedelta, now: datetime) ->
     return _ts(limit.astimezone(UTC).date())  # whole days only: a day is moved at once
 
 
-def _vanilla_days(conn: psycopg.Connection, before: datetime) -> list[DayPlan]:
-    plans = []
-    for start, name in sorted(list_partitions(conn, CHECKS).items()):
-        if _ts(start) >= before:
-            continue
-        ident = sql.Identifier(name)
-        rows = one(conn, sql.SQL("SELECT count(*) FROM {}").format(ident))[0]
-        if rows:
-            size = one(conn, "SELECT pg_total_relation_size(%s::regclass)", (name,))[0]
-            plans.append(DayPlan(start, rows, size, name))
+def _not_empty(conn: psycopg.Connection, table: sql.Composable) -> bool:
+    return bool(one(conn, sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(table))[0])
+
+
+def _vanilla_days(conn: psycopg.Connection, before: datetime) -> list[tuple[date, str]]:
+    days = [(start, name) for start, name in sorted(list_partitions(conn, CHECKS).items())
+            if _ts(start) < before and _not_empty(conn, sql.Identifier(name))]
     # rows that arrived for a day with no partition (the DEFAULT partition catches them)
-    for day, rows in conn.execute(
-            "SELECT (date_trunc('day', time, 'UTC') AT TIME ZONE 'UTC')::date, count(*) "
-            "FROM check_history_default WHERE time < %s GROUP BY 1", (before,)).fetchall():
-        plans.append(DayPlan(day, rows, 0, "check_history_default"))
-    return sorted(plans, key=lambda p: p.day)
+    days += [(day, "check_history_default") for (day,) in conn.execute(
+        "SELECT DISTINCT (date_trunc('day', time, 'UTC') AT TIME ZONE 'UTC')::date "
+        "FROM check_history_default WHERE time < %s", (before,)).fetchall()]
+    return sorted(days)
 
 
-def _apache_days(conn: psycopg.Connection, before: datetime) -> list[DayPlan]:
-    plans = []
+def _apache_days(conn: psycopg.Connection, before: datetime) -> list[tuple[date, str]]:
+    days = []
     for schema, chunk, lo, hi in conn.execute(
             "SELECT chunk_schema, chunk_name, range_start, range_end "
             "FROM timescaledb_information.chunks WHERE hypertable_name = 'check_history' "
             "AND range_end <= %s ORDER BY range_start", (before,)).fetchall():
-        ident = sql.Identifier(schema, chunk)
-        rows = one(conn, sql.SQL("SELECT count(*) FROM {}").format(ident))[0]
-        if not rows:
+        if not _not_empty(conn, sql.Identifier(schema, chunk)):
             continue
-        size = one(conn, "SELECT pg_total_relation_size(%s::regclass)",
-                   (f"{schema}.{chunk}",))[0]
         day = lo.astimezone(UTC).date()
         if hi - lo != timedelta(days=1) or _ts(day) != lo:
             raise RuntimeError(f"chunk {schema}.{chunk} spans {lo} .. {hi}, not one UTC day: "
                                "compaction moves whole days (chunk_time_interval 1 day)")
-        plans.append(DayPlan(day, rows, size, f"{schema}.{chunk}"))
-    return plans
+        days.append((day, f"{schema}.{chunk}"))
+    return days
+
+
+def _day_plan(conn: psycopg.Connection, day: date, where: str) -> DayPlan:
+    lo, hi = _ts(day), _ts(day + timedelta(days=1))
+    rows = one(conn, "SELECT count(*) FROM check_history WHERE time >= %s AND time < %s",
+               (lo, hi))[0]
+    size = 0 if where == "check_history_default" else one(
+        conn, "SELECT pg_total_relation_size(%s::regclass)", (where,))[0]
+    return DayPlan(day, rows, size, where)
 
 
 def plan(conn: psycopg.Connection, level: Capability, compact_after: timedelta,
-         now: datetime) -> list[DayPlan]:
-    """The days a run would pack, oldest first (all of them, not only one run's share)."""
+         now: datetime, max_days: int | None = None) -> tuple[list[DayPlan], int]:
+    """The next days to pack, oldest first (at most max_days), and how many are left after
+    them. Only those days are counted and sized: finding the others reads one row each."""
     if level is Capability.TIMESCALE:
-        return []
+        return [], 0
     before = cutoff(conn, compact_after, now)
     if before is None:
-        return []
-    return (_vanilla_days if level is Capability.VANILLA else _apache_days)(conn, before)
+        return [], 0
+    days = (_vanilla_days if level is Capability.VANILLA else _apache_days)(conn, before)
+    todo = days if max_days is None else days[:max_days]
+    return [_day_plan(conn, day, where) for day, where in todo], len(days) - len(todo)
 
 
 def pack_day(conn: psycopg.Connection, level: Capability, day: DayPlan) -> int:
@@ -163,15 +167,12 @@ def compact(conn: psycopg.Connection, level: Capability,
     if level is Capability.TIMESCALE:
         return {"compaction": "dry run" if dry_run else
                 set_native_compression_age(conn, compact_after)}
-    days = plan(conn, level, compact_after, now)
-    todo = days if max_days is None else days[:max_days]
-    report: dict = {"compaction_plan": [d.describe() for d in todo]}
+    todo, left = plan(conn, level, compact_after, now, max_days)
+    report: dict = {"compaction_plan": [d.describe() for d in todo], "compaction_left": left}
     if dry_run:
         report["compaction_checks"] = sum(d.rows for d in todo)
-        report["compaction_left"] = len(days) - len(todo)
         return report
     report["compacted_checks"] = sum(pack_day(conn, level, d) for d in todo)
-    report["compaction_left"] = len(days) - len(todo)
     return report
 
 

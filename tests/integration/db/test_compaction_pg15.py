@@ -194,11 +194,14 @@ def test_the_plan_comes_first_and_a_run_can_stop_and_carry_on(db):
 def test_nothing_is_packed_above_the_rollup_watermark_or_younger_than_a_day(db):
     with pytest.raises(ValueError, match="at least 1 day"):
         compaction.plan(db, Capability.VANILLA, timedelta(hours=6), NOW)
-    assert compaction.plan(db, Capability.VANILLA, timedelta(days=1), NOW) == []  # no rollups
+    assert compaction.plan(db, Capability.VANILLA, timedelta(days=1), NOW) == ([], 0)  # no rollups
     run_maintenance_on(db, RetentionPolicy(compact_max_days=0),
                        now=NOW - timedelta(days=4))  # rollups only up to March 6
-    days = compaction.plan(db, Capability.VANILLA, timedelta(days=1), NOW)
-    assert [d.day.isoformat() for d in days] == ["2026-03-04", "2026-03-05"]
+    days, left = compaction.plan(db, Capability.VANILLA, timedelta(days=1), NOW)
+    assert [d.day.isoformat() for d in days] == ["2026-03-04", "2026-03-05"] and left == 0
+    assert days[1].rows == 3 * 1440  # counted: A in two locations, B in one
+    one_day, left = compaction.plan(db, Capability.VANILLA, timedelta(days=1), NOW, max_days=1)
+    assert len(one_day) == 1 and left == 1
 
 
 def test_retention_deletes_old_packed_hours(db):
