@@ -165,8 +165,8 @@ def compact(conn: psycopg.Connection, level: Capability,
     """One run: the plan (dry run) or the days packed, and what is left for the next run."""
     now = now or datetime.now(UTC)
     if level is Capability.TIMESCALE:
-        return {"compaction": "dry run" if dry_run else
-                set_native_compression_age(conn, compact_after)}
+        return {"compaction": f"native compression; its policy's age would be {compact_after}"
+                if dry_run else set_native_compression_age(conn, compact_after)}
     todo, left = plan(conn, level, compact_after, now, max_days)
     report: dict = {"compaction_plan": [d.describe() for d in todo], "compaction_left": left}
     if dry_run:
@@ -177,7 +177,7 @@ def compact(conn: psycopg.Connection, level: Capability,
 
 
 def bytes_per_check(conn: psycopg.Connection, level: Capability) -> dict[str, float | None]:
-    """Stored bytes per check (tables, TOAST and indexes), raw and packed, for db.status and
+    """Stored bytes per check (tables, TOAST and indexes), raw and packed, for db.compact and
     the bench."""
     raw_rows = one(conn, "SELECT count(*) FROM check_history")[0]
     raw_bytes = one(conn, "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) "

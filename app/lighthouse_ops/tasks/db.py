@@ -99,7 +99,7 @@ def compact(c, dsn=None, older_than_days=2.0, max_days=None, dry_run=False, yes=
     """Pack old raw history into one row per monitor-hour (each day its own transaction)."""
     from datetime import timedelta
 
-    from lighthouse.db import DatabaseError
+    from lighthouse.db import Capability, DatabaseError
     from lighthouse.db.compaction import bytes_per_check
     from lighthouse.db.compaction import compact as run_compact
     from lighthouse.db.connect import connect
@@ -112,6 +112,9 @@ def compact(c, dsn=None, older_than_days=2.0, max_days=None, dry_run=False, yes=
     try:
         with connect(resolve_dsn(dsn), application_name="lighthouse-compact") as conn:
             level = schema_capability(conn)
+            if level is Capability.TIMESCALE:  # the database compresses: only its age is set
+                print(run_compact(conn, level, age, dry_run=dry_run)["compaction"])
+                return
             preview = run_compact(conn, level, age, max_days=limit, dry_run=True)
             days = preview.get("compaction_plan", [])
             if not days:
