@@ -5,6 +5,7 @@ and a failed backup unit is counted."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -55,16 +56,21 @@ def _failed_units(sandbox) -> list[str]:
 
 
 def test_a_failed_backup_unit_is_counted(site, sandbox, cloudwatch) -> None:
-    # a backup type pgBackRest refuses: the templated unit fails like a real failed backup
-    sandbox.ssh("db-1", "systemctl start pgbackrest-backup@bogus.service || true")
+    # the minute timer off: a run it started before the unit failed would publish the old
+    # count inside the window (and `systemctl start` would join that run instead of a new one)
+    sandbox.ssh("db-1", "systemctl stop lighthouse-host-metrics.timer")
     try:
+        # a backup type pgBackRest refuses: the templated unit fails like a real failed backup
+        sandbox.ssh("db-1", "systemctl start pgbackrest-backup@bogus.service || true")
         failed = _failed_units(sandbox)
         assert "pgbackrest-backup@bogus.service" in failed
-        # only what was published since the unit failed (the timer publishes every minute, and
-        # an earlier test's failures may sit in the window); the count is what systemd lists
-        since = datetime.now(UTC).replace(microsecond=0)
+        sandbox.ssh("db-1", "systemctl start lighthouse-host-metrics.service")  # ends any run
+        time.sleep(1.1)
+        since = datetime.now(UTC).replace(microsecond=0)  # after that run's datapoints
         sandbox.ssh("db-1", "systemctl start lighthouse-host-metrics.service")
+        # the count is what systemd lists (an earlier test's failure would be counted too)
         assert _latest(cloudwatch, hm.UNITS_FAILED, "Minimum", since) == len(failed), failed
         assert _latest(cloudwatch, hm.UNITS_FAILED, "Maximum", since) == len(failed), failed
     finally:
-        sandbox.ssh("db-1", "systemctl reset-failed 'pgbackrest-backup@*'")
+        sandbox.ssh("db-1", "systemctl reset-failed 'pgbackrest-backup@*'; "
+                            "systemctl start lighthouse-host-metrics.timer")
