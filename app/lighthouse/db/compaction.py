@@ -21,7 +21,7 @@ from psycopg import sql
 
 from lighthouse.db.capability import Capability
 from lighthouse.db.connect import one
-from lighthouse.db.partitions import CHECKS, list_partitions
+from lighthouse.db.partitions import CHECKS, day_start, list_partitions
 from lighthouse.db.rollups import watermark
 
 log = logging.getLogger("lighthouse.db.compaction")
@@ -56,10 +56,6 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
-def _ts(d: date) -> datetime:
-    return datetime(d.year, d.month, d.day, tzinfo=UTC)
-
-
 def cutoff(conn: psycopg.Connection, compact_after: timedelta, now: datetime) -> datetime | None:
     """Days starting before this instant may be packed (None: no rollups yet, pack nothing)."""
     if compact_after < MIN_COMPACT_AFTER:
@@ -69,7 +65,7 @@ def cutoff(conn: psycopg.Connection, compact_after: timedelta, now: datetime) ->
     if wm is None:
         return None
     limit = min(wm, now - compact_after)
-    return _ts(limit.astimezone(UTC).date())  # whole days only: a day is moved at once
+    return day_start(limit.astimezone(UTC).date())  # whole days only: a day is moved at once
 
 
 def _not_empty(conn: psycopg.Connection, table: sql.Composable) -> bool:
@@ -78,7 +74,7 @@ def _not_empty(conn: psycopg.Connection, table: sql.Composable) -> bool:
 
 def _vanilla_days(conn: psycopg.Connection, before: datetime) -> list[tuple[date, str]]:
     days = [(start, name) for start, name in sorted(list_partitions(conn, CHECKS).items())
-            if _ts(start) < before and _not_empty(conn, sql.Identifier(name))]
+            if day_start(start) < before and _not_empty(conn, sql.Identifier(name))]
     # rows that arrived for a day with no partition (the DEFAULT partition catches them)
     days += [(day, "check_history_default") for (day,) in conn.execute(
         "SELECT DISTINCT (date_trunc('day', time, 'UTC') AT TIME ZONE 'UTC')::date "
@@ -95,7 +91,7 @@ def _apache_days(conn: psycopg.Connection, before: datetime) -> list[tuple[date,
         if not _not_empty(conn, sql.Identifier(schema, chunk)):
             continue
         day = lo.astimezone(UTC).date()
-        if hi - lo != timedelta(days=1) or _ts(day) != lo:
+        if hi - lo != timedelta(days=1) or day_start(day) != lo:
             raise RuntimeError(f"chunk {schema}.{chunk} spans {lo} .. {hi}, not one UTC day: "
                                "compaction moves whole days (chunk_time_interval 1 day)")
         days.append((day, f"{schema}.{chunk}"))
@@ -103,7 +99,7 @@ def _apache_days(conn: psycopg.Connection, before: datetime) -> list[tuple[date,
 
 
 def _day_plan(conn: psycopg.Connection, day: date, where: str) -> DayPlan:
-    lo, hi = _ts(day), _ts(day + timedelta(days=1))
+    lo, hi = day_start(day), day_start(day + timedelta(days=1))
     rows = one(conn, "SELECT count(*) FROM check_history WHERE time >= %s AND time < %s",
                (lo, hi))[0]
     size = 0 if where == "check_history_default" else one(
@@ -127,7 +123,7 @@ def plan(conn: psycopg.Connection, level: Capability, compact_after: timedelta,
 
 def pack_day(conn: psycopg.Connection, level: Capability, day: DayPlan) -> int:
     """Moves one day in one transaction; returns the checks moved."""
-    lo, hi = _ts(day.day), _ts(day.day + timedelta(days=1))
+    lo, hi = day_start(day.day), day_start(day.day + timedelta(days=1))
     with conn.transaction():
         moved = one(conn, "SELECT lh_pack_range(%s, %s)", (lo, hi))[0]
         if level is Capability.VANILLA and day.where != "check_history_default":
@@ -176,13 +172,18 @@ def compact(conn: psycopg.Connection, level: Capability,
     return report
 
 
+def raw_history_bytes(conn: psycopg.Connection, level: Capability) -> int:
+    """check_history on disk: every partition or chunk with its indexes and TOAST."""
+    return int(one(conn, "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) "
+                         "FROM pg_partition_tree('check_history')" if not level.hypertables
+                   else "SELECT hypertable_size('check_history')")[0] or 0)
+
+
 def bytes_per_check(conn: psycopg.Connection, level: Capability) -> dict[str, float | None]:
     """Stored bytes per check (tables, TOAST and indexes), raw and packed, for db.compact and
     the bench."""
     raw_rows = one(conn, "SELECT count(*) FROM check_history")[0]
-    raw_bytes = one(conn, "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) "
-                          "FROM pg_partition_tree('check_history')" if not level.hypertables
-                    else "SELECT hypertable_size('check_history')")[0] or 0
+    raw_bytes = raw_history_bytes(conn, level)
     packed_rows, packed_bytes = one(
         conn, "SELECT coalesce(sum(checks), 0), "
               "pg_total_relation_size('check_history_packed') FROM check_history_packed")

@@ -137,7 +137,6 @@ def describe(dsn: str) -> dict[str, Any]:
         if st.current_version:
             out["rollups_rolled_until"] = watermark(conn)
             out["check_history_size"] = one(
-                conn, "SELECT pg_size_pretty(coalesce(sum(pg_total_relation_size(relid)), 0)) "
-                "FROM pg_partition_tree('check_history')" if not level.hypertables else
-                "SELECT pg_size_pretty(hypertable_size('check_history'))")[0]
+                conn, "SELECT pg_size_pretty(%s::bigint)",
+                (compaction.raw_history_bytes(conn, level),))[0]
         return out

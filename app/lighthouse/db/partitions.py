@@ -35,7 +35,8 @@ ALERTS = PartitionSpec("alert_history", 7, align_monday=True)
 SPECS = (CHECKS, ALERTS)
 
 
-def _ts(d: date) -> datetime:
+def day_start(d: date) -> datetime:
+    """Midnight UTC of `d` (partitions and packed days both begin there)."""
     return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 
@@ -59,7 +60,7 @@ def list_partitions(conn: psycopg.Connection, spec: PartitionSpec) -> dict[date,
 def create_partition(conn: psycopg.Connection, spec: PartitionSpec, start: date) -> bool:
     """Creates the partition starting at `start`; False if it already exists."""
     name = partition_name(spec, start)
-    lo, hi = _ts(start), _ts(start + timedelta(days=spec.days))
+    lo, hi = day_start(start), day_start(start + timedelta(days=spec.days))
     table, part = sql.Identifier(spec.table), sql.Identifier(name)
     default = sql.Identifier(f"{spec.table}_default")
     with conn.transaction():
@@ -110,7 +111,7 @@ def drop_expired_partitions(conn: psycopg.Connection, spec: PartitionSpec,
     cutoff = (now or datetime.now(UTC)) - retention
     dropped = []
     for start, name in sorted(list_partitions(conn, spec).items()):
-        if _ts(start + timedelta(days=spec.days)) <= cutoff:
+        if day_start(start + timedelta(days=spec.days)) <= cutoff:
             dropped.append(name)
             if not dry_run:
                 with conn.transaction():

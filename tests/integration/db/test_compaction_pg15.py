@@ -25,6 +25,8 @@ from lighthouse.db.queries import (
     summary,
 )
 
+from tests.support.threads import run_at_once
+
 NOW = datetime(2026, 3, 10, 14, 25, 7, 250_000, tzinfo=UTC)
 A, B = uuid.UUID(int=0xA), uuid.UUID(int=0xB)
 DAYS = 6
@@ -214,25 +216,15 @@ def test_retention_deletes_old_packed_hours(db):
 
 def test_two_packers_at_once_move_each_day_once(db, pg15_db):
     """Every prober of a fleet runs maintenance: two at once neither fail nor double."""
-    import threading
-
     run_maintenance_on(db, RetentionPolicy(compact_max_days=0), now=NOW)
     total = db.execute("SELECT count(*) FROM check_history").fetchone()[0]
-    results, errors = [], []
 
-    def pack() -> None:
-        try:
-            with psycopg.connect(pg15_db, autocommit=True) as conn:
-                results.append(compaction.compact(conn, Capability.VANILLA, now=NOW,
-                                                  max_days=None)["compacted_checks"])
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+    def pack() -> int:
+        with psycopg.connect(pg15_db, autocommit=True) as conn:
+            return compaction.compact(conn, Capability.VANILLA, now=NOW,
+                                      max_days=None)["compacted_checks"]
 
-    threads = [threading.Thread(target=pack) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results, errors = run_at_once(pack, 2)
     assert errors == [] and len(results) == 2
     moved = db.execute("SELECT sum(checks) FROM check_history_packed").fetchone()[0]
     assert sum(results) == moved > 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import threading
 
 import psycopg
 import pytest
@@ -18,6 +17,8 @@ from lighthouse.db import (
 )
 from lighthouse.db.migrate import ensure_schema, migrate, schema_status
 from lighthouse.db.migrations import load_migrations
+
+from tests.support.threads import run_at_once
 
 LATEST = len(load_migrations(Capability.VANILLA))
 
@@ -97,20 +98,7 @@ def test_dry_run_prints_sql_and_changes_nothing(pg15_db):
 
 
 def test_concurrent_migrators_serialize(pg15_db):
-    results: list[list] = []
-    errors: list[BaseException] = []
-
-    def run():
-        try:
-            results.append(migrate(pg15_db))
-        except BaseException as e:  # noqa: BLE001 - surfaced by the assert below
-            errors.append(e)
-
-    threads = [threading.Thread(target=run) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results, errors = run_at_once(lambda: migrate(pg15_db), 3)
     assert not errors
     assert sorted(len(r) for r in results) == [0, 0, LATEST]
     assert [v for v, _ in _versions(pg15_db)] == list(range(1, LATEST + 1))
