@@ -6,14 +6,18 @@ Uses its own small sandbox so the shared `pytest` sandbox keeps running for othe
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
+from invoke import Program
 from lighthouse_ops.sandbox import Sandbox, paths
 from lighthouse_ops.sandbox.commands import run
 from lighthouse_ops.sandbox.network import allocations
 from lighthouse_ops.sandbox.rootfs import mounts_under
 
 from tests.hosts.conftest import own_sandbox_name, sandbox_capability_or_skip, session_lock
+from tests.unit.tasks.test_flag_contract import NS
 
 
 def _pid_exists(pid: int) -> bool:
@@ -29,6 +33,15 @@ def test_down_leaves_nothing_behind() -> None:
             check_up_then_down(sb)
         finally:
             sb.down()
+
+
+def run_down(sb: Sandbox, *flags: str) -> str:
+    """`invoke sandbox.down` as an operator types it; its output (and any refusal)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        Program(namespace=NS, version="0").run(
+            ["invoke", "sandbox.down", "--name", sb.name, *flags], exit=False)
+    return out.getvalue()
 
 
 def check_up_then_down(sb: Sandbox) -> None:
@@ -68,7 +81,13 @@ def check_up_then_down(sb: Sandbox) -> None:
            "resize2fs /dev/xvdf >/dev/null 2>&1 && mount /dev/xvdf /data")
     assert int(sb.ssh("db-1", "df -k --output=size /data | tail -1").stdout) > 80 * 1024
 
-    sb.down()
+    # the runbook: -n shows the plan and removes nothing; without a terminal and without -y it
+    # refuses; -y removes
+    out = run_down(sb, "-n")
+    assert "host db-1 (db" in out and "dry run, nothing changed" in out, out
+    assert "not confirmed" in run_down(sb)
+    assert all(h.running() for h in sb.hosts()) and sb.inventory_path.exists()
+    assert f"{len(hosts)} host(s) removed" in run_down(sb, "-y")
 
     assert [p for p in made["pids"] if _pid_exists(p)] == []
     assert [ns for ns in made["netns"] if Path("/run/netns", ns).exists()] == []

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lighthouse_ops.aws.runbook import Plan, Step
 from lighthouse_ops.deploy import demo, s3
 from lighthouse_ops.deploy.ansible_run import PlaybookResult, changed_tasks, run_playbook
 from lighthouse_ops.deploy.inventory import prepare_inventory
@@ -148,3 +149,33 @@ def teardown_local(name: str = "local") -> None:
     sb = Sandbox(name)
     s3.stop_s3(sb)
     sb.down()
+
+
+def teardown_plan(name: str, *, with_s3: bool) -> Plan:
+    """What `local.down` / `sandbox.down` would remove, as a runbook plan to show and confirm.
+
+    Everything on the hosts goes with them (the database, its backups in the sandbox's S3)."""
+    sb = Sandbox(name)
+    hosts = sb.hosts()
+    plan = Plan(f"{'local' if with_s3 else 'sandbox'}.down {name}")
+    if not hosts:
+        plan.facts.append(f"sandbox {name!r} has no hosts recorded (down still clears what a "
+                          "crashed run may have left)")
+    plan.facts += [f"host {h.name} ({h.role}, {h.ip}): stopped, its root filesystem, data "
+                   "volumes and network namespace removed" for h in hosts]
+    if with_s3:
+        def stop_s3() -> str:
+            s3.stop_s3(sb)
+            return "stopped"
+
+        plan.steps.append(Step("stop the sandbox's S3 (its buckets, with every backup in them, "
+                               "are removed)", stop_s3,
+                               "hosts still up", "run local.down again"))
+    def remove_hosts() -> str:
+        sb.down()
+        return f"{len(hosts)} host(s) removed"
+
+    plan.steps.append(Step(f"remove every host and the state under {sb.dir}", remove_hosts,
+                           "partly removed", "run the same down again (safe to repeat)"))
+    plan.notes.append("the root filesystem and apt caches stay, so the next up is fast")
+    return plan

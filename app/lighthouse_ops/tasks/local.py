@@ -3,7 +3,7 @@
     invoke local.up [--name NAME] [--quiet]     sandbox up -> site.yml -> demo monitors -> report
     invoke local.status [--name NAME]           URLs and the uptime report of a running deploy
     invoke local.plan [--name NAME] [--quiet]   what a converge would change (--check --diff)
-    invoke local.down [--name NAME]             hosts, loop devices and state removed
+    invoke local.down [--name NAME] [-n] [-y]   hosts, loop devices, S3 and state removed
 
 A second `local.up` is fast and changes nothing (cached release, site.yml changed=0).
 """
@@ -64,11 +64,28 @@ def plan(c, name="local", quiet=False):
     print(summary)
 
 
-@task(help={"name": "sandbox name (default local)"})
-def down(c, name="local"):
-    """Remove the local deployment: hosts, data volumes, state."""
-    from lighthouse_ops.deploy.local import teardown_local
+@task(help={"name": "sandbox name (default local)", "dry_run": "show what would go, remove nothing",
+            "yes": "do not ask for confirmation"})
+def down(c, name="local", dry_run=False, yes=False):
+    """Remove the local deployment: hosts, their database and data volumes, its S3, state."""
+    from lighthouse_ops.deploy.local import teardown_plan
 
     _setup_logging()
-    teardown_local(name)
-    print(f"local deployment {name!r} removed")
+    run_teardown(teardown_plan(name, with_s3=True), dry_run=dry_run, yes=yes)
+
+
+def run_teardown(plan, *, dry_run: bool, yes: bool) -> None:
+    """Show a teardown plan; unless dry run, confirm (or --yes) and carry it out."""
+    from lighthouse_ops.aws.runbook import (
+        RunbookAborted,
+        RunbookFailed,
+        TerminalConsole,
+        execute,
+    )
+
+    try:
+        execute(plan, TerminalConsole(), dry_run=dry_run, yes=yes)
+    except RunbookAborted as exc:
+        raise Exit(str(exc), code=1) from exc
+    except (RunbookFailed, SandboxError) as exc:
+        raise Exit(str(exc), code=1) from exc

@@ -3,7 +3,7 @@
     invoke sandbox.up [--hosts N] [--db N] [--prober N] [--name NAME]
     invoke sandbox.status [--name NAME]
     invoke sandbox.ssh --host HOST [--name NAME] [--command CMD]
-    invoke sandbox.down [--name NAME]
+    invoke sandbox.down [--name NAME] [-n] [-y]
 
 `--hosts N` is hosts per role (db-1..db-N and prober-1..prober-N); `--db`/`--prober` set one
 role alone. Default: db-1 + prober-1.
@@ -67,15 +67,15 @@ def status(c, name="local"):
         raise Exit(code=1)
 
 
-@task(help={"name": "sandbox name (default local)"})
-def down(c, name="local"):
+@task(help={"name": "sandbox name (default local)", "dry_run": "show what would go, remove nothing",
+            "yes": "do not ask for confirmation"})
+def down(c, name="local", dry_run=False, yes=False):
     """Stop the sandbox and remove everything it made (caches stay)."""
+    from lighthouse_ops.deploy.local import teardown_plan
+    from lighthouse_ops.tasks.local import run_teardown
+
     _setup_logging()
-    try:
-        Sandbox(name).down()
-    except SandboxError as exc:
-        raise Exit(f"sandbox.down failed: {exc}", code=1) from exc
-    print(f"sandbox {name}: down")
+    run_teardown(teardown_plan(name, with_s3=False), dry_run=dry_run, yes=yes)
 
 
 @task(help={"host": "host name, e.g. db-1", "name": "sandbox name (default local)",
