@@ -220,6 +220,19 @@ def rds_scenario(label: str, instance_class: str, *, storage_gb: float, backup_g
     return CostBreakdown(label, tuple(items), p.as_of)
 
 
+def patroni_scenario(label: str, instance_type: str, *, members: int = 3, ebs_gb: float = 0,
+                     snapshot_gb: float = 0, egress_gb: float = 0,
+                     prices: Prices | None = None) -> CostBreakdown:
+    """Architecture C: `members` EC2 db hosts (Patroni + etcd on each), each with its own gp3
+    volume of the full size (every member holds all the data); backups of one member."""
+    one = ec2_scenario(label, instance_type, ebs_gb=ebs_gb, prices=prices)
+    items = tuple(LineItem.of(f"{i.name} x{members}", i.quantity * members, i.unit, i.unit_price)
+                  for i in one.items)
+    extra = ec2_scenario(label, instance_type, snapshot_gb=snapshot_gb, egress_gb=egress_gb,
+                         prices=prices).items[1:]
+    return CostBreakdown(label, items + extra, one.as_of)
+
+
 # --- a whole stack -------------------------------------------------------------------------
 
 
@@ -359,16 +372,37 @@ def compare(years: int = 3, prices: Prices | None = None) -> Comparison:
         for y, (c, gb, bk, maz) in enumerate(SEED_RDS_GROWTH[:years])
     )
     mixed = tuple(rds[y] if y == 2 else ec2[y] for y in range(years))
+    # The seed's other year-3 path (002 "Phase 3"): EC2 with Patroni, where year 3 is three
+    # members, each with the year's instance and its own volume (snapshots of one member).
+    patroni = tuple(
+        patroni_scenario(f"Patroni year {y + 1}", t, ebs_gb=gb, snapshot_gb=snap, egress_gb=eg,
+                         prices=p) if y == 2 else ec2[y]
+        for y, (t, gb, snap, eg) in enumerate(SEED_EC2_GROWTH[:years])
+    )
     rows = (
         ComparisonRow("EC2 on-demand", ec2),
         ComparisonRow("EC2 spot", spot),
         ComparisonRow("RDS", rds),
         ComparisonRow("EC2 then RDS", mixed),
+        ComparisonRow("EC2 then Patroni x3", patroni),
     )
     notes = (
         "RDS offers no TimescaleDB: the RDS rows are vanilla PostgreSQL (DESIGN.md errata).",
         "Excludes what the seed left out; `estimate(stack)` counts it for a real stack.",
     )
+    if years == 3:
+        ha, maz = patroni[2].yearly, rds[2].yearly
+        storage = next(i for i in rds[2].items if i.name == "rds gp3").monthly * 12
+        billed = maz + storage  # AWS bills a Multi-AZ standby's storage too; the seed does not
+
+        def versus(other: Decimal) -> str:
+            pct = abs(1 - ha / other) * 100
+            return f"{pct:.0f}% {'less' if ha < other else 'more'}"
+
+        notes += (f"Year 3 with high availability: Patroni x3 {ha} USD/year, "
+                  f"{versus(maz)} than RDS Multi-AZ as the seed prices it ({maz}) and "
+                  f"{versus(billed)} than as AWS bills it ({billed}, storage doubled); not the "
+                  "seed's 70% less: it priced one EC2 host, a cluster has three volumes.",)
     return Comparison(rows, p.as_of, notes)
 
 

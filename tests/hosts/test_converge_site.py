@@ -39,7 +39,7 @@ def test_check_diff_reports_only_drift_and_changes_nothing(site: Converged, sand
         assert changed_tasks(res.output) == [
             ("timescaledb : Render Lighthouse settings (tuning, network, logging, preload)",
              "db-1"),
-            ("timescaledb : Restart postgresql", "db-1")], res.output[-3000:]
+            ("timescaledb : Restart postgresql under systemd", "db-1")], res.output[-3000:]
         assert f"-{DRIFT}" in res.output
         assert secret and secret not in res.output
         after = sandbox.ssh("db-1", f"cat {LIGHTHOUSE_CONF}").stdout

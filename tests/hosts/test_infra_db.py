@@ -132,7 +132,7 @@ def test_a_converge_reissues_a_certificate_close_to_expiry(site: Converged, sand
     assert res.ok, res.output[-3000:]
     changed = changed_tasks(res.output)
     assert ("timescaledb : Issue the server certificate", "db-1") in changed, changed
-    assert ("timescaledb : Reload postgresql", "db-1") in changed, changed
+    assert ("timescaledb : Reload postgresql under systemd", "db-1") in changed, changed
     assert db.run(f"openssl x509 -noout -checkend 2592000 -in {TLS}/server.crt").rc == 0
     served = db.check_output(SERVED_END)
     assert served != expiring

@@ -192,3 +192,81 @@ def diagnose(c, dsn=None, top=10):
     except psycopg.Error as e:
         sys.exit(f"db.diagnose: cannot connect: {e}")
     print(report.render())
+
+
+# ---- architecture C: the Patroni cluster (lighthouse_ops.ha.patroni, docs/ha.md) ----------
+
+HA_HELP = {"inventory": "inventory whose db group is the cluster (default: $LIGHTHOUSE_INVENTORY "
+                        "or the local sandbox's)"}
+
+
+def _cluster(inventory):
+    from lighthouse_ops.backup.runbook import RunbookError, inventory_path
+    from lighthouse_ops.ha.patroni import Cluster
+
+    try:
+        return Cluster.from_inventory(inventory_path(inventory))
+    except (RunbookError, OSError) as exc:
+        sys.exit(f"db: {exc}")
+
+
+def _run_ha(name, make_plan, dry_run, yes):
+    from lighthouse_ops.aws.runbook import (
+        RunbookAborted,
+        RunbookFailed,
+        RunbookRefused,
+        TerminalConsole,
+        execute,
+    )
+    from lighthouse_ops.backup.remote import RemoteError
+    from lighthouse_ops.ha.patroni import HaError
+
+    _logging()
+    try:
+        execute(make_plan(), TerminalConsole(), dry_run=dry_run, yes=yes)
+    except RunbookRefused as exc:
+        sys.exit(f"{name}: refused, nothing changed: {exc}")
+    except (RunbookAborted, RunbookFailed, HaError, RemoteError) as exc:
+        sys.exit(f"{name}: {exc}")
+
+
+@task(help=HA_HELP)
+def cluster(c, inventory=None):
+    """Show the Patroni cluster's members: leader, replicas, state, timeline, lag."""
+    from lighthouse_ops.backup.remote import RemoteError
+    from lighthouse_ops.ha.patroni import HaError
+
+    try:
+        for m in _cluster(inventory).members():
+            print(m.line())
+    except (HaError, RemoteError) as exc:
+        sys.exit(f"db.cluster: {exc}")
+
+
+@task(help={**HA_HELP, "to": "member to hand the leader role to (default: the streaming "
+                               "replica with least lag)",
+            "max_lag_mb": "refuse a candidate further behind than this (default 1)",
+            "dry_run": "show the members and the plan, change nothing",
+            "yes": "switch over without asking"})
+def switchover(c, inventory=None, to=None, max_lag_mb=1, dry_run=False, yes=False):
+    """Planned leader change: writes pause for a few seconds, no data is lost."""
+    from lighthouse_ops.ha.patroni import plan_switchover
+
+    cl = _cluster(inventory)
+    _run_ha("db.switchover", lambda: plan_switchover(cl, to, max_lag_mb=int(max_lag_mb)),
+            dry_run, yes)
+
+
+@task(help={**HA_HELP, "kill": "node (Patroni and PostgreSQL together, as a crash) or postgres "
+                                 "(the postmaster only); default node",
+            "no_rejoin": "leave the killed member down afterwards (default: start it again "
+                         "and wait until it streams)",
+            "dry_run": "show the members and the plan, change nothing",
+            "yes": "kill without asking"})
+def failover_drill(c, inventory=None, kill="node", no_rejoin=False, dry_run=False, yes=False):
+    """Kill the leader and time the way back: new writable leader, old one rejoining."""
+    from lighthouse_ops.ha.patroni import plan_failover_drill
+
+    cl = _cluster(inventory)
+    _run_ha("db.failover-drill",
+            lambda: plan_failover_drill(cl, kill, rejoin=not no_rejoin)[0], dry_run, yes)

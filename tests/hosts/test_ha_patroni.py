@@ -1,0 +1,165 @@
+"""Architecture C on sandbox hosts: three database members run by Patroni (leader lock in a
+three-member etcd), converged by site.yml with lighthouse_db_ha=patroni, one prober writing
+through a multi-host DSN (target_session_attrs=read-write).
+
+- The cluster: one leader, two streaming replicas, etcd healthy on every member, TimescaleDB
+  on every member (replicated), replication and pg_rewind admitted between members only, one
+  CA for all member certificates; a second converge of the members changes nothing.
+- Under the prober's writes (a 1 s monitor): `db.switchover` moves the leader, then
+  `db.failover-drill` kills the new leader's Patroni and PostgreSQL together (a crash) and
+  starts it again. Measured: time to a writable leader, the killed member streaming again;
+  counted from check_history: checks lost (slots with no row) and doubled, and alerts sent.
+
+Its own sandbox (three db hosts + one prober), so the shared one stays architecture A.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+from lighthouse_ops.aws.runbook import TerminalConsole, execute
+from lighthouse_ops.deploy.ansible_run import changed_tasks
+from lighthouse_ops.deploy.demo import psql as demo_psql
+from lighthouse_ops.deploy.local import LocalDeployment, prepare_sandbox
+from lighthouse_ops.ha.patroni import Cluster, leader_of, plan_failover_drill, plan_switchover
+from lighthouse_ops.sandbox import Sandbox
+
+from tests.hosts.conftest import own_sandbox_name, sandbox_capability_or_skip, session_lock
+
+HA = {"lighthouse_db_ha": "patroni"}
+INTERVAL_S = 1
+MEMBERS = ("db-1", "db-2", "db-3")
+
+
+@pytest.fixture(scope="module")
+def ha() -> Iterator[tuple[Sandbox, LocalDeployment, Cluster]]:
+    sandbox_capability_or_skip()
+    name = own_sandbox_name("ha")
+    with session_lock(name):
+        sb = Sandbox(name)
+        sb.down()
+        try:
+            sb.up(db=3, prober=1)
+            dep = prepare_sandbox(sb, backups=False)
+            first = dep.playbook("site.yml", HA, echo=False)
+            assert first.ok, first.output[-4000:]
+            yield sb, dep, Cluster.from_inventory(sb.inventory_path)
+        finally:
+            sb.down()
+
+
+def sql(sb: Sandbox, cluster: Cluster, query: str, member: str | None = None) -> list[list[str]]:
+    """Rows of `query` on `member` (default: the leader), as postgres over the local socket."""
+    host = member or (leader_of(cluster.members()) or cluster.members()[0]).name
+    out = demo_psql(sb, host, query)
+    return [line.split("|") for line in out.splitlines() if line.strip()]
+
+
+def test_cluster_converges_healthy_and_a_second_run_changes_nothing(ha) -> None:
+    sb, dep, cluster = ha
+    members = cluster.members()
+    assert sorted(m.name for m in members) == list(MEMBERS)
+    leader = leader_of(members)
+    assert leader is not None and leader.name == "db-1"  # the first member's cluster was kept
+    replicas = [m for m in members if m.name != leader.name]
+    assert all(m.streaming and m.lag_mb == 0 for m in replicas), [m.line() for m in members]
+
+    health = sb.ssh("db-2", "etcdctl endpoint health --cluster -w simple 2>&1").stdout
+    assert health.count("is healthy") == 3, health
+
+    # TimescaleDB reached every member with the data (replicas are read-only copies)
+    for m in MEMBERS:
+        rows = sql(sb, cluster, "SELECT extname, pg_is_in_recovery() FROM pg_extension "
+                                "WHERE extname = 'timescaledb'", member=m)
+        assert rows == [["timescaledb", "f" if m == leader.name else "t"]], (m, rows)
+
+    # replication and rewind from the members' /32s only; one CA signs every member's cert
+    hba = sb.ssh("db-3", "grep -E '^hostssl (replication|postgres) ' "
+                         "/etc/postgresql/17/main/pg_hba.conf").stdout.split("\n")
+    member_ips = {sb.host(m).ip for m in MEMBERS}
+    assert {line.split()[3] for line in hba if line} == {f"{ip}/32" for ip in member_ips}, hba
+    fingerprints = {sb.ssh(m, "openssl x509 -noout -fingerprint -in "
+                              "/etc/lighthouse-db-ca/ca.crt").stdout for m in MEMBERS}
+    assert len(fingerprints) == 1
+    # the systemd unit is masked: nothing but Patroni starts a postmaster on that data directory
+    for m in MEMBERS:
+        assert sb.ssh(m, "systemctl is-enabled postgresql@17-main", check=False
+                      ).stdout.strip() == "masked"
+
+    again = dep.playbook("db.yml", HA, echo=False)
+    assert again.ok, again.output[-3000:]
+    assert changed_tasks(again.output) == []
+
+
+def _monitor(sb: Sandbox, cluster: Cluster) -> str:
+    sql(sb, cluster, "ALTER TABLE subscriptions DROP CONSTRAINT IF EXISTS "
+                     "subscriptions_check_interval_min")
+    rows = sql(sb, cluster, f"""
+WITH u AS (INSERT INTO users (display_name) VALUES ('ha-drill') RETURNING id)
+INSERT INTO subscriptions (user_id, name, target_type, target_config, check_interval_seconds,
+                           status)
+SELECT id, 'ha drill', 'tcp', '{{"host": "127.0.0.1", "port": 22, "timeout_s": 2}}',
+       {INTERVAL_S}, 'active' FROM u RETURNING id""")
+    return rows[0][0]
+
+
+def _checks(sb: Sandbox, cluster: Cluster, sid: str, since: datetime) -> list[datetime]:
+    rows = sql(sb, cluster, f"SELECT time FROM lh_checks('{since.isoformat()}', now()) "
+                            f"WHERE subscription_id = '{sid}' ORDER BY time")
+    return [datetime.fromisoformat(r[0]) for r in rows]
+
+
+def _wait_for_checks(sb: Sandbox, cluster: Cluster, sid: str, since: datetime,
+                     after: datetime, timeout_s: float = 60) -> list[datetime]:
+    """check_history once the prober's spool has drained past `after`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = _checks(sb, cluster, sid, since)
+        if seen and seen[-1] > after:
+            return seen
+        assert time.monotonic() < deadline, f"no check after {after} reached the database"
+        time.sleep(1)
+
+
+def test_switchover_and_crash_lose_no_check_and_send_no_alert(ha, capsys) -> None:
+    sb, _, cluster = ha
+    sid = _monitor(sb, cluster)
+    start = datetime.fromisoformat(sql(sb, cluster, "SELECT now()")[0][0])
+    _wait_for_checks(sb, cluster, sid, start, start, timeout_s=90)  # the prober picked it up
+
+    figures: dict[str, float | str] = {}
+    t0 = time.monotonic()
+    execute(plan_switchover(cluster), TerminalConsole(), dry_run=False, yes=True)
+    figures["switchover_s"] = time.monotonic() - t0
+    after_switch = leader_of(cluster.members())
+    assert after_switch is not None and after_switch.name != "db-1"
+
+    plan, results = plan_failover_drill(cluster, "node")
+    execute(plan, TerminalConsole(), dry_run=False, yes=True)
+    drill = results[0]
+    assert drill.killed == after_switch.name and drill.new_leader != drill.killed
+    members = {m.name: m for m in drill.members_after}
+    assert members[drill.killed].streaming, drill.members_after  # rejoined without manual steps
+    assert sum(1 for m in drill.members_after if m.role == "Leader") == 1
+
+    end = datetime.fromisoformat(sql(sb, cluster, "SELECT now()")[0][0])
+    seen = _wait_for_checks(sb, cluster, sid, start, end)
+    window = [t for t in seen if t <= end]
+    gaps = [(b - a).total_seconds() for a, b in zip(window, window[1:], strict=False)]
+    expected = round((window[-1] - window[0]).total_seconds() / INTERVAL_S) + 1
+    lost = sum(max(0, round(g / INTERVAL_S) - 1) for g in gaps)
+    doubled = len(window) - len(set(window))
+    alerts = int(sql(sb, cluster, f"SELECT count(*) FROM alert_history "
+                                  f"WHERE subscription_id = '{sid}'")[0][0])
+    with capsys.disabled():
+        print(f"\nHA drill: switchover {figures['switchover_s']:.1f} s; crash of "
+              f"{drill.killed}: {drill.new_leader} writable after "
+              f"{drill.seconds_to_writable:.1f} s,"
+              f" {drill.killed} streaming {drill.seconds_to_rejoin:.1f} s after its start; "
+              f"checks {len(window)} of {expected} slots, lost {lost}, doubled {doubled}, "
+              f"largest gap {max(gaps):.1f} s, alerts {alerts}")
+    assert lost == 0 and doubled == 0, (gaps, window[:3])
+    assert alerts == 0
