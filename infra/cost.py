@@ -386,7 +386,7 @@ def compare(years: int = 3, prices: Prices | None = None) -> Comparison:
         ComparisonRow("EC2 then RDS", mixed),
         ComparisonRow("EC2 then Patroni x3", patroni),
     )
-    notes = (
+    notes: tuple[str, ...] = (
         "RDS offers no TimescaleDB: the RDS rows are vanilla PostgreSQL (DESIGN.md errata).",
         "Excludes what the seed left out; `estimate(stack)` counts it for a real stack.",
     )
