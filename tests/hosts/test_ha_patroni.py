@@ -67,8 +67,15 @@ def test_cluster_converges_healthy_and_a_second_run_changes_nothing(ha) -> None:
     replicas = [m for m in members if m.name != leader.name]
     assert all(m.streaming and m.lag_mb == 0 for m in replicas), [m.line() for m in members]
 
-    health = sb.ssh("db-2", "etcdctl endpoint health --cluster -w simple 2>&1").stdout
+    tls = ("etcdctl --cacert=/etc/etcd/tls/ca.crt --cert=/etc/etcd/tls/member.crt "
+           "--key=/etc/etcd/tls/member.key --endpoints=https://127.0.0.1:2379")
+    health = sb.ssh("db-2", f"{tls} endpoint health --cluster -w simple 2>&1").stdout
     assert health.count("is healthy") == 3, health
+    # without a member's certificate etcd answers nothing (the leader key is not for anyone)
+    anon = sb.ssh("db-2", "etcdctl --cacert=/etc/etcd/tls/ca.crt --endpoints=https://127.0.0.1:2379"
+                          " --dial-timeout=3s get --prefix /lighthouse --keys-only 2>&1",
+                  check=False)
+    assert anon.returncode != 0, anon.stdout
 
     # TimescaleDB reached every member with the data (replicas are read-only copies)
     for m in MEMBERS:
