@@ -2,9 +2,11 @@
 three-member etcd), converged by site.yml with lighthouse_db_ha=patroni, one prober writing
 through a multi-host DSN (target_session_attrs=read-write).
 
-- The cluster: one leader, two streaming replicas, etcd healthy on every member, TimescaleDB
+- The cluster: one leader, two streaming replicas, etcd healthy on every member (and refusing a
+  client without a member certificate), testinfra's view of each member, TimescaleDB
   on every member (replicated), replication and pg_rewind admitted between members only, one
-  CA for all member certificates; a second converge of the members changes nothing.
+  CA for all member certificates; a second converge of the members changes nothing, and
+  `--check --diff` reports nothing either.
 - Under the prober's writes (a 1 s monitor): `db.switchover` moves the leader, then
   `db.failover-drill` kills the new leader's Patroni and PostgreSQL together (a crash) and
   starts it again. Measured: time to a writable leader, the killed member streaming again;
@@ -91,14 +93,26 @@ def test_cluster_converges_healthy_and_a_second_run_changes_nothing(ha) -> None:
     fingerprints = {sb.ssh(m, "openssl x509 -noout -fingerprint -in "
                               "/etc/lighthouse-db-ca/ca.crt").stdout for m in MEMBERS}
     assert len(fingerprints) == 1
-    # the systemd unit is masked: nothing but Patroni starts a postmaster on that data directory
+    # testinfra on every member: Patroni and etcd run and start at boot; the postgresql@ unit is
+    # masked (nothing but Patroni starts a postmaster on that data directory); each listens on
+    # the member's own address; the file with the passwords is postgres-only
     for m in MEMBERS:
-        assert sb.ssh(m, "systemctl is-enabled postgresql@17-main", check=False
-                      ).stdout.strip() == "masked"
+        host, ip = sb.testinfra_host(m), sb.host(m).ip
+        for unit in ("patroni", "etcd"):
+            assert host.service(unit).is_running and host.service(unit).is_enabled, (m, unit)
+        assert host.service("postgresql@17-main").is_masked, m
+        for port in (5432, 8008, 2379, 2380):
+            assert host.socket(f"tcp://{ip}:{port}").is_listening, (m, port)
+        cfg = host.file("/etc/patroni/config.yml")
+        assert (cfg.user, cfg.group, cfg.mode) == ("postgres", "postgres", 0o600), m
+        assert host.file("/etc/etcd/tls/member.key").mode == 0o600, m
 
     again = dep.playbook("db.yml", HA, echo=False)
     assert again.ok, again.output[-3000:]
     assert changed_tasks(again.output) == []
+    plan = dep.playbook("db.yml", HA, echo=False, check=False, options=("--check", "--diff"))
+    assert plan.ok, plan.output[-3000:]
+    assert changed_tasks(plan.output) == []
 
 
 def _monitor(sb: Sandbox, cluster: Cluster) -> str:
