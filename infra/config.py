@@ -14,7 +14,7 @@ import builtins
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ INTERFACE_ENDPOINT_SERVICES = (
 )
 OS_CHOICES = ("debian-12", "ubuntu-24.04")
 _T4G = re.compile(r"^t4g\.(nano|micro|small|medium|large|xlarge|2xlarge)$")
+_AZ = r"[a-z]{2}-[a-z]+-\d[a-z]"
 _WORLD = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 
 
@@ -52,6 +53,8 @@ class NetworkConfig:
     subnet_ids: tuple[str, ...] = ()
     vpc_cidr: str = "10.40.0.0/16"
     availability_zone: str | None = None
+    # Architecture C: one zone per database member (the first also holds the probers)
+    availability_zones: tuple[str, ...] = ()
     public_subnet: bool = True
     interface_endpoints: tuple[str, ...] = ()
 
@@ -78,6 +81,18 @@ class DatabaseConfig:
     data_volume: DataVolumeConfig = field(default_factory=DataVolumeConfig)
     allowed_cidrs: tuple[str, ...] = ()
     ssh_allowed_cidrs: tuple[str, ...] = ()
+    # Architecture C: "patroni" runs `members` db hosts as one Patroni + etcd cluster
+    ha: str = "none"
+    members: int = 1
+
+    @property
+    def member_count(self) -> int:
+        return self.members if self.ha == "patroni" else 1
+
+    @property
+    def hostnames(self) -> tuple[str, ...]:
+        """Inventory names of the db hosts (db-1 first: the member that bootstraps)."""
+        return tuple(f"db-{i + 1}" for i in range(self.member_count))
 
 
 @dataclass(frozen=True)
@@ -158,18 +173,46 @@ class StackConfig:
     @property
     def public_ip_count(self) -> int:
         """Instances given a public IPv4 (all of them when placed in the public subnet)."""
-        return (1 + self.probers.instance_count) if self.network.public_subnet else 0
+        return (self.database.member_count + self.probers.instance_count
+                ) if self.network.public_subnet else 0
+
+    @property
+    def archiving(self) -> bool:
+        """WAL goes to S3 (pgBackRest): single db host only; a Patroni cluster has no
+        pgBackRest yet (playbooks/db.yml refuses the pair), so the inventory turns it off."""
+        return self.database.ha == "none"
+
+    @property
+    def alarms(self) -> tuple[AlarmRef, ...]:
+        """The CloudWatch alarms the stack creates, each with the host it watches."""
+        if not self.monitoring.alarms:
+            return ()
+        out: list[AlarmRef] = []
+        hosts = self.database.hostnames
+        for host in hosts:
+            # one db host keeps the names it always had; members are named by host
+            prefix = "db" if len(hosts) == 1 else host
+            out += [AlarmRef(f"{prefix}-{kind}", kind, host)
+                    for kind in ("cpu", "status", "disk", "memory")]
+            for kind in HOST_METRIC_ALARMS:
+                if kind in ARCHIVE_ALARMS and not self.archiving:
+                    continue  # nothing archives: no RPO to watch
+                if kind == "prober-heartbeat" and len(hosts) > 1:
+                    continue  # one alarm over every member (below)
+                name = kind if len(hosts) == 1 else f"{host}-{kind.removeprefix('db-')}"
+                out.append(AlarmRef(name, kind, host))
+        if len(hosts) > 1:
+            out.append(AlarmRef("prober-heartbeat", "prober-heartbeat", None))
+        if self.backup.enabled:
+            out.append(AlarmRef("backup-failed", "backup-failed", None))
+        out += [AlarmRef(f"prober-{i + 1}-status", "status", f"prober-{i + 1}")
+                for i in range(self.probers.instance_count)]
+        return tuple(out)
 
     @property
     def alarm_names(self) -> tuple[str, ...]:
         """Logical names of the CloudWatch alarms the stack creates (cost model counts them)."""
-        if not self.monitoring.alarms:
-            return ()
-        names = ["db-cpu", "db-status", "db-disk", "db-memory", *HOST_METRIC_ALARMS]
-        if self.backup.enabled:
-            names.append("backup-failed")
-        names += [f"prober-{i + 1}-status" for i in range(self.probers.instance_count)]
-        return tuple(names)
+        return tuple(a.name for a in self.alarms)
 
     @property
     def log_group_name(self) -> str:
@@ -185,7 +228,20 @@ class StackConfig:
         test_aws_contract.py counts them in the rendered agent config."""
         def agent(mounts: int) -> int:
             return 2 * mounts + 3
-        return agent(2) + self.probers.instance_count * agent(1) + len(hm.ALL)
+        host_metrics = len(hm.ALL) - (0 if self.archiving else len(hm.ARCHIVE_METRICS))
+        return (self.database.member_count * (agent(2) + host_metrics)
+                + self.probers.instance_count * agent(1))
+
+
+@dataclass(frozen=True)
+class AlarmRef:
+    """One alarm: its logical name (the alarm is ``lighthouse-<stack>-<name>``), what it
+    measures (cpu, status, disk, memory, a HOST_METRIC_ALARMS key, backup-failed) and the
+    inventory host whose metrics it reads (None: the vault, or every db member at once)."""
+
+    name: str
+    kind: str
+    host: str | None
 
 
 # What CloudWatch Logs accepts as a log group's retention.
@@ -209,6 +265,8 @@ HOST_METRIC_ALARMS: dict[str, tuple[HostMetric, str, int, float | None, str, str
     "units-failed": (hm.UNITS_FAILED, "Maximum", 1, 0, "GreaterThanThreshold", "missing"),
     "prober-heartbeat": (hm.RECENT_CHECKS, "Maximum", 2, 1, "LessThanThreshold", "breaching"),
 }
+ARCHIVE_ALARMS = ("wal-archive-lag", "wal-archive-failing")
+HA_CHOICES = ("none", "patroni")
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -322,7 +380,8 @@ def _network(r: _Reader) -> NetworkConfig:
         vpc_id=r.str("vpcId", None, pattern=r"vpc-[0-9a-f]+"),
         subnet_ids=r.str_list("subnetIds", item_pattern=r"subnet-[0-9a-f]+"),
         vpc_cidr=r.str("vpcCidr", "10.40.0.0/16", pattern=r"\d+\.\d+\.0\.0/16") or "",
-        availability_zone=r.str("availabilityZone", None, pattern=r"[a-z]{2}-[a-z]+-\d[a-z]"),
+        availability_zone=r.str("availabilityZone", None, pattern=_AZ),
+        availability_zones=r.str_list("availabilityZones", item_pattern=_AZ),
         public_subnet=r.bool("publicSubnet", True),
         interface_endpoints=r.str_list("interfaceEndpoints", choices=INTERFACE_ENDPOINT_SERVICES),
     )
@@ -331,6 +390,12 @@ def _network(r: _Reader) -> NetworkConfig:
         raise r.fail("subnetIds", "required when vpcId is set (the first hosts the database)")
     if cfg.subnet_ids and not cfg.vpc_id:
         raise r.fail("vpcId", "required when subnetIds is set")
+    if cfg.availability_zones and cfg.availability_zone not in (None,
+                                                                cfg.availability_zones[0]):
+        raise r.fail("availabilityZone", f"{cfg.availability_zone} is not the first of "
+                     "availabilityZones (db-1's zone, which also holds the probers)")
+    if len(set(cfg.availability_zones)) != len(cfg.availability_zones):
+        raise r.fail("availabilityZones", "each zone at most once (one member per zone)")
     return cfg
 
 
@@ -355,8 +420,14 @@ def _database(r: _Reader) -> DatabaseConfig:
         data_volume=data_volume,
         allowed_cidrs=r.cidrs("allowedCidrs"),
         ssh_allowed_cidrs=r.cidrs("sshAllowedCidrs"),
+        ha=r.str("ha", "none", choices=HA_CHOICES) or "none",
+        members=r.choice_int("members", 3, (3, 5)),
     )
     r.done()
+    if cfg.ha == "none" and "members" in r.data:
+        raise r.fail("members", "only with ha: patroni (one db host otherwise)")
+    if cfg.ha == "none":
+        cfg = replace(cfg, members=1)
     return cfg
 
 
@@ -452,12 +523,36 @@ def parse_stack_config(config: Mapping[str, Any], stack: str, source: str) -> St
         monitoring=_monitoring(_Reader(ours.get("monitoring"), source, f"{NAMESPACE}:monitoring")),
         cost=_cost(_Reader(ours.get("cost"), source, f"{NAMESPACE}:cost")),
     )
+    _check_ha(cfg, source)
     if cfg.deletion_protection and cfg.database.spot:
         raise ConfigError(
             f"{source}: {NAMESPACE}:database.spot: spot instances cannot have termination "
             f"protection; turn off {NAMESPACE}:deletionProtection or spot"
         )
     return cfg
+
+
+def _check_ha(cfg: StackConfig, source: str) -> None:
+    """Architecture C needs its probers apart from the members and one zone per member."""
+    db, net = cfg.database, cfg.network
+    if db.ha == "none":
+        if net.availability_zones:
+            raise ConfigError(f"{source}: {NAMESPACE}:network.availabilityZones: only with "
+                              f"{NAMESPACE}:database.ha: patroni (use availabilityZone)")
+        return
+    if cfg.probers.architecture != "B":
+        raise ConfigError(
+            f"{source}: {NAMESPACE}:probers.architecture: ha: patroni needs architecture B "
+            "(a prober on a member would go down with it and pin the cluster to one host)")
+    if net.create_vpc and len(net.availability_zones) != db.members:
+        raise ConfigError(
+            f"{source}: {NAMESPACE}:network.availabilityZones: {len(net.availability_zones)} "
+            f"zone(s) for {db.members} members: name one per member, db-1's first (keep "
+            "availabilityZone's there: its data volume cannot move zone)")
+    if not net.create_vpc and len(net.subnet_ids) < db.members:
+        raise ConfigError(
+            f"{source}: {NAMESPACE}:network.subnetIds: {db.members} members need "
+            f"{db.members} subnets (one per zone; the first also holds the probers)")
 
 
 def load_stack_file(path: str | Path, stack: str | None = None) -> StackConfig:

@@ -244,28 +244,36 @@ def estimate(cfg: StackConfig, prices: Prices | None = None) -> CostBreakdown:
     """
     p = prices or load_prices()
     db, probers, vol = cfg.database, cfg.probers, cfg.database.data_volume
-    items = [LineItem.of(f"db {db.instance_type}{' spot' if db.spot else ''}",
-                         p.hours_per_month, "hours", p.ec2_hourly_price(db.instance_type, db.spot))]
+    members = db.member_count
+    x = f" x{members}" if members > 1 else ""
+    items = [LineItem.of(f"db {db.instance_type}{' spot' if db.spot else ''}{x}",
+                         p.hours_per_month * members, "hours",
+                         p.ec2_hourly_price(db.instance_type, db.spot))]
     if probers.instance_count:
         items.append(LineItem.of(
             f"probers {probers.instance_type}{' spot' if probers.spot else ''}",
             p.hours_per_month * probers.instance_count, "hours",
             p.ec2_hourly_price(probers.instance_type, probers.spot)))
-    instances = 1 + probers.instance_count
+    instances = members + probers.instance_count
     items.append(LineItem.of("root volumes gp3", db.root_volume_gb * instances, "GB-month",
                              p.ebs_gp3_gb_month))
-    items.append(LineItem.of("data volume gp3", vol.size_gb, "GB-month", p.ebs_gp3_gb_month))
+    # every member holds all the data on a volume of its own
+    items.append(LineItem.of(f"data volume gp3{x}", vol.size_gb * members, "GB-month",
+                             p.ebs_gp3_gb_month))
     if vol.iops > p.ebs_gp3_included_iops:
-        items.append(LineItem.of("data volume iops", vol.iops - p.ebs_gp3_included_iops,
+        items.append(LineItem.of(f"data volume iops{x}",
+                                 (vol.iops - p.ebs_gp3_included_iops) * members,
                                  "IOPS-month", p.ebs_gp3_iops_month))
     if vol.throughput_mibps > p.ebs_gp3_included_throughput_mibps:
         items.append(LineItem.of(
-            "data volume throughput", vol.throughput_mibps - p.ebs_gp3_included_throughput_mibps,
+            f"data volume throughput{x}",
+            (vol.throughput_mibps - p.ebs_gp3_included_throughput_mibps) * members,
             "MiBps-month", p.ebs_gp3_throughput_mibps_month))
     if cfg.backup.enabled:
-        # Incremental snapshots: one chain per schedule (daily, weekly), doubled by a copy.
+        # Incremental snapshots: one chain per schedule (daily, weekly), doubled by a copy;
+        # the tag selection snapshots every member's volume.
         chains = (1 + int(cfg.backup.weekly)) * (1 + int(bool(cfg.backup.copy_to_vault_arn)))
-        snapshot_gb = _d(vol.size_gb) * _d(cfg.cost.snapshot_fraction) * chains
+        snapshot_gb = _d(vol.size_gb) * _d(cfg.cost.snapshot_fraction) * chains * members
         items.append(LineItem.of("snapshots", snapshot_gb, "GB-month", p.ebs_snapshot_gb_month))
     if cfg.cost.bucket_gb:
         items.append(LineItem.of("backup bucket s3", cfg.cost.bucket_gb, "GB-month",

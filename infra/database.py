@@ -31,6 +31,8 @@ class DatabaseHostArgs:
     bucket_arn: pulumi.Input[str]
     secret_arn: pulumi.Input[str]
     public_ip: bool
+    # inventory name: db-1 (the only db host, or the member that bootstraps a cluster), db-2...
+    hostname: str = "db-1"
 
 
 def bucket_statements(bucket_arn: pulumi.Input[str]) -> pulumi.Output[list[dict]]:
@@ -54,13 +56,16 @@ class DatabaseHost(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{COMPONENT_PREFIX}:DatabaseHost", name, None, opts)
         cfg, db = args.cfg, args.cfg.database
+        # db-1 keeps the resource names a single-host stack always had: turning on ha keeps
+        # its instance and data volume (Patroni takes over the cluster on it)
+        sfx = "" if args.hostname == "db-1" else args.hostname.removeprefix("db")
         statements = pulumi.Output.all(
             bucket_statements(args.bucket_arn), host.read_secret_statement(args.secret_arn),
         ).apply(lambda parts: [*parts[0], parts[1], host.SEND_SMS_STATEMENT])  # A: prober here
-        profile = host.instance_role("db", cfg, self, statements)
+        profile = host.instance_role(f"db{sfx}", cfg, self, statements)
 
         instance = aws.ec2.Instance(
-            "db",
+            f"db{sfx}",
             ami=host.lookup_ami(db.os, self),
             instance_type=db.instance_type,
             subnet_id=args.subnet_id,
@@ -69,27 +74,27 @@ class DatabaseHost(pulumi.ComponentResource):
             iam_instance_profile=profile.name,
             associate_public_ip_address=args.public_ip,
             metadata_options=host.METADATA_OPTIONS,
-            root_block_device=host.root_volume(db.root_volume_gb, tags(cfg, "db-root")),
+            root_block_device=host.root_volume(db.root_volume_gb, tags(cfg, f"db{sfx}-root")),
             instance_market_options=host.spot_options(db.spot_max_price) if db.spot else None,
             disable_api_termination=cfg.deletion_protection and not db.spot,
             ebs_optimized=True,
-            user_data=host.cloud_init(db.os, f"{cfg.name_prefix}-db", cfg.region),
+            user_data=host.cloud_init(db.os, f"{cfg.name_prefix}-db{sfx}", cfg.region),
             user_data_replace_on_change=False,
-            tags=tags(cfg, "db", role="db"),
+            tags=tags(cfg, f"db{sfx}", role="db", host=args.hostname),
             # A newer AMI must not replace a running database host: rebuilds are a runbook.
             opts=child(self, ignore_changes=["ami", "userData"]))
         key, value = cfg.backup_tag
         vol = db.data_volume
         data = aws.ebs.Volume(
-            "data",
+            f"data{sfx}",
             availability_zone=args.availability_zone,
             type="gp3", size=vol.size_gb, iops=vol.iops, throughput=vol.throughput_mibps,
             encrypted=True,
             final_snapshot=cfg.deletion_protection,
-            tags=tags(cfg, "data", role="db-data", **{key: value}),
+            tags=tags(cfg, f"data{sfx}", role="db-data", host=args.hostname, **{key: value}),
             opts=stateful(self, cfg))
         aws.ec2.VolumeAttachment(
-            "data", device_name=vol.device_name, volume_id=data.id, instance_id=instance.id,
+            f"data{sfx}", device_name=vol.device_name, volume_id=data.id, instance_id=instance.id,
             stop_instance_before_detaching=True, opts=child(self))
 
         self.instance_id = instance.id

@@ -25,25 +25,31 @@ class HostFacts:
     data_volume_id: str | None = None
 
 
-def render_inventory(cfg: StackConfig, db: HostFacts, probers: Sequence[HostFacts],
+def render_inventory(cfg: StackConfig, dbs: Sequence[HostFacts], probers: Sequence[HostFacts],
                      bucket: str, secret_name: str, backup_vault: str | None = None,
                      backup_role_arn: str | None = None) -> str:
     """Everything a stack decides, as inventory variables: they sit below the committed
     group_vars in Ansible's precedence only for `all.vars`, so inventories/aws/group_vars must
-    not set any of these (tests/unit/infra/test_aws_contract.py checks both)."""
+    not set any of these (tests/unit/infra/test_aws_contract.py checks both). `dbs` are the
+    db hosts in cfg.database.hostnames order (db-1 first)."""
     mount = cfg.monitoring.data_mount_path
-    db_vars = {"ansible_host": db.instance_id, "private_ip": db.private_ip,
-               # the InstanceId dimension lighthouse-host-metrics publishes (host_metrics role)
-               "lighthouse_instance_id": db.instance_id,
-               "data_volume_ebs_volume_id": db.data_volume_id,
-               "data_volume_mount_point": mount,
-               # the fstype dimension of the disk alarm is the filesystem the role makes
-               "data_volume_fstype": cfg.monitoring.data_fs_type,
-               # host vars: above group_vars/prober.yml when the db host is also a prober (A)
-               "cloudwatch_agent_mount_points": ["/", mount],
-               # each prober host and nothing wider (arch A: the prober is local, loopback)
-               "timescaledb_hba_allowed_cidrs": [] if cfg.probers.architecture == "A"
-               else [f"{p.private_ip}/32" for p in probers]}
+    db = dbs[0]
+
+    def db_vars(facts: HostFacts) -> dict:
+        return {"ansible_host": facts.instance_id, "private_ip": facts.private_ip,
+                # the InstanceId dimension lighthouse-host-metrics publishes (host_metrics role)
+                "lighthouse_instance_id": facts.instance_id,
+                "data_volume_ebs_volume_id": facts.data_volume_id,
+                "data_volume_mount_point": mount,
+                # the fstype dimension of the disk alarm is the filesystem the role makes
+                "data_volume_fstype": cfg.monitoring.data_fs_type,
+                # host vars: above group_vars/prober.yml when the db host is also a prober (A)
+                "cloudwatch_agent_mount_points": ["/", mount],
+                # each prober host and nothing wider (arch A: the prober is local, loopback);
+                # under ha every member admits them (any member may become the primary)
+                "timescaledb_hba_allowed_cidrs": [] if cfg.probers.architecture == "A"
+                else [f"{p.private_ip}/32" for p in probers]}
+
     prober_hosts: dict[str, dict] = {
         f"prober-{i + 1}": {"ansible_host": p.instance_id, "private_ip": p.private_ip,
                             "cloudwatch_agent_mount_points": ["/"]}
@@ -73,9 +79,14 @@ def render_inventory(cfg: StackConfig, db: HostFacts, probers: Sequence[HostFact
             # read by the aws.backup-now / aws.recovery-points runbooks (null: backups off)
             "lighthouse_backup_vault": backup_vault,
             "lighthouse_backup_role_arn": backup_role_arn,
+            # architecture C: the db hosts are one Patroni cluster (roles etcd, patroni);
+            # WAL archiving to S3 (pgBackRest) only on a single db host (cfg.archiving)
+            "lighthouse_db_ha": cfg.database.ha,
+            "lighthouse_pgbackrest_enabled": cfg.archiving,
         },
         "children": {
-            "db": {"hosts": {"db-1": db_vars}},
+            "db": {"hosts": {name: db_vars(facts) for name, facts in zip(
+                cfg.database.hostnames, dbs, strict=True)}},
             "prober": {"hosts": prober_hosts},
         },
     }}

@@ -23,42 +23,48 @@ class NetworkArgs:
 
 
 class Network(pulumi.ComponentResource):
+    """``subnet_id``/``availability_zone``: where the probers (and db-1) go;
+    ``member_subnet_ids``/``member_zones``: one per database member, db-1's first."""
+
     vpc_id: pulumi.Output[str]
     vpc_cidr: pulumi.Output[str]
     subnet_id: pulumi.Output[str]
     availability_zone: pulumi.Output[str]
+    member_subnet_ids: list[pulumi.Output[str]]
+    member_zones: list[pulumi.Output[str]]
 
     def __init__(self, name: str, args: NetworkArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{COMPONENT_PREFIX}:Network", name, None, opts)
         cfg, net = args.cfg, args.cfg.network
+        members = cfg.database.member_count
         if not net.create_vpc:
-            subnet = aws.ec2.get_subnet_output(id=net.subnet_ids[0], opts=pulumi.InvokeOptions(
-                parent=self))
+            subnets = [aws.ec2.get_subnet_output(id=sid, opts=pulumi.InvokeOptions(parent=self))
+                       for sid in net.subnet_ids[:members]]
             vpc = aws.ec2.get_vpc_output(id=net.vpc_id, opts=pulumi.InvokeOptions(parent=self))
             self.vpc_id = pulumi.Output.from_input(net.vpc_id or "")
             self.vpc_cidr = vpc.cidr_block
-            self.subnet_id = subnet.id
-            self.availability_zone = subnet.availability_zone
+            self.member_subnet_ids = [s.id for s in subnets]
+            self.member_zones = [s.availability_zone for s in subnets]
         else:
             self._create(cfg)
+        self.subnet_id = self.member_subnet_ids[0]
+        self.availability_zone = self.member_zones[0]
         self.register_outputs({"vpc_id": self.vpc_id, "subnet_id": self.subnet_id,
                                "availability_zone": self.availability_zone})
 
     def _create(self, cfg: StackConfig) -> None:
-        net = cfg.network
-        az = net.availability_zone or aws.get_availability_zones_output(
-            state="available", opts=pulumi.InvokeOptions(parent=self)).names[0]
+        net, members = cfg.network, cfg.database.member_count
+        zones: list[pulumi.Output[str]]
+        if members > 1:  # config: one named zone per member
+            zones = [pulumi.Output.from_input(z) for z in net.availability_zones]
+        elif net.availability_zone:
+            zones = [pulumi.Output.from_input(net.availability_zone)]
+        else:
+            zones = [aws.get_availability_zones_output(
+                state="available", opts=pulumi.InvokeOptions(parent=self)).names[0]]
         vpc = aws.ec2.Vpc("vpc", cidr_block=net.vpc_cidr, enable_dns_hostnames=True,
                           enable_dns_support=True, tags=tags(cfg, "vpc"), opts=child(self))
-        # Two /24s: .0 public, .1 private; the db host goes where publicSubnet says.
-        base = net.vpc_cidr.split("/")[0].rsplit(".", 2)[0]
-        public = aws.ec2.Subnet("public", vpc_id=vpc.id, cidr_block=f"{base}.0.0/24",
-                                availability_zone=az, map_public_ip_on_launch=False,
-                                tags=tags(cfg, "public"), opts=child(self))
-        private = aws.ec2.Subnet("private", vpc_id=vpc.id, cidr_block=f"{base}.1.0/24",
-                                 availability_zone=az, tags=tags(cfg, "private"),
-                                 opts=child(self))
         igw = aws.ec2.InternetGateway("igw", vpc_id=vpc.id, tags=tags(cfg, "igw"),
                                       opts=child(self))
         public_rt = aws.ec2.RouteTable(
@@ -66,10 +72,24 @@ class Network(pulumi.ComponentResource):
             routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)])
         private_rt = aws.ec2.RouteTable("private", vpc_id=vpc.id, tags=tags(cfg, "private"),
                                         opts=child(self))
-        aws.ec2.RouteTableAssociation("public", subnet_id=public.id,
-                                      route_table_id=public_rt.id, opts=child(self))
-        aws.ec2.RouteTableAssociation("private", subnet_id=private.id,
-                                      route_table_id=private_rt.id, opts=child(self))
+        # Two /24s per zone: .2k public, .2k+1 private (zone 0: .0 and .1, the names a
+        # single-host stack always had); each host goes where publicSubnet says.
+        base = net.vpc_cidr.split("/")[0].rsplit(".", 2)[0]
+        public, private = [], []
+        for k, az in enumerate(zones):
+            sfx = "" if k == 0 else f"-{k + 1}"
+            pub = aws.ec2.Subnet(f"public{sfx}", vpc_id=vpc.id, cidr_block=f"{base}.{2 * k}.0/24",
+                                 availability_zone=az, map_public_ip_on_launch=False,
+                                 tags=tags(cfg, f"public{sfx}"), opts=child(self))
+            priv = aws.ec2.Subnet(f"private{sfx}", vpc_id=vpc.id,
+                                  cidr_block=f"{base}.{2 * k + 1}.0/24", availability_zone=az,
+                                  tags=tags(cfg, f"private{sfx}"), opts=child(self))
+            aws.ec2.RouteTableAssociation(f"public{sfx}", subnet_id=pub.id,
+                                          route_table_id=public_rt.id, opts=child(self))
+            aws.ec2.RouteTableAssociation(f"private{sfx}", subnet_id=priv.id,
+                                          route_table_id=private_rt.id, opts=child(self))
+            public.append(pub)
+            private.append(priv)
         aws.ec2.VpcEndpoint("s3", vpc_id=vpc.id, vpc_endpoint_type="Gateway",
                             service_name=f"com.amazonaws.{cfg.region}.s3",
                             route_table_ids=[public_rt.id, private_rt.id],
@@ -86,9 +106,12 @@ class Network(pulumi.ComponentResource):
                 aws.ec2.VpcEndpoint(
                     service, vpc_id=vpc.id, vpc_endpoint_type="Interface",
                     service_name=f"com.amazonaws.{cfg.region}.{service}",
-                    subnet_ids=[private.id], security_group_ids=[endpoint_sg.id],
+                    subnet_ids=[p.id for p in private],  # one per zone: a zone outage
+                    security_group_ids=[endpoint_sg.id],  # leaves the others reachable
                     private_dns_enabled=True, tags=tags(cfg, service), opts=child(self))
         self.vpc_id = vpc.id
         self.vpc_cidr = vpc.cidr_block
-        self.subnet_id = public.id if net.public_subnet else private.id
-        self.availability_zone = pulumi.Output.from_input(az)
+        chosen = public if net.public_subnet else private
+        self.member_subnet_ids = [s.id for s in chosen]
+        self.member_zones = zones
+

@@ -9,7 +9,8 @@ password is exported only as a Pulumi secret. The Secrets Manager value is JSON 
 backup_cipher_pass is pgBackRest's repository passphrase (without it the backups cannot be
 read), tls_ca_* the CA the timescaledb role signs the server certificate with and the prober
 verifies it by (sslmode=verify-full); a replaced db host keeps the CA the probers trust. The
-passphrase and the CA are protected like the data in prod.
+passphrase and the CA are protected like the data in prod. A Patroni cluster (ha: patroni)
+adds HA_SECRET_KEYS; the cluster's etcd member certificates are signed by the same CA.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ DB_NAME = "lighthouse"
 # backup_cipher_pass out of it.
 SECRET_KEYS = ("username", "password", "dbname", "port", "backup_cipher_pass", "tls_ca_cert",
                "tls_ca_key")
+# Added for ha: patroni (group_vars hands them to the patroni role): the replication and
+# pg_rewind roles' passwords and the Patroni REST API's basic-auth password.
+HA_SECRET_KEYS = ("patroni_replication_password", "patroni_rewind_password",
+                  "patroni_restapi_password")
 CA_DAYS = 3650
 
 
@@ -69,10 +74,13 @@ class Secrets(pulumi.ComponentResource):
             description="Lighthouse database credentials, backup passphrase and TLS CA (JSON)",
             recovery_window_in_days=30 if cfg.deletion_protection else 0,
             tags=tags(cfg, "db-secret"), opts=stateful(self, cfg))
-        # pulumi's stub infers Output[Never] for Output.secret(Output[str]), hence the ignore.
+        ha = [random.RandomPassword(key.replace("_", "-"), length=32, special=False,
+                                    opts=child(self, additional_secret_outputs=["result"]))
+              for key in (HA_SECRET_KEYS if cfg.database.ha == "patroni" else ())]
+        keys = SECRET_KEYS + HA_SECRET_KEYS[:len(ha)]
         value = pulumi.Output.all(password.result, cipher_pass.result, ca_cert.cert_pem,
-                                  ca_key.private_key_pem).apply(
-            lambda v: json.dumps(dict(zip(SECRET_KEYS, (DB_USER, v[0], DB_NAME, 5432, *v[1:]),
+                                  ca_key.private_key_pem, *[p.result for p in ha]).apply(
+            lambda v: json.dumps(dict(zip(keys, (DB_USER, v[0], DB_NAME, 5432, *v[1:]),
                                           strict=True))))
         secret_string: pulumi.Output[str] = pulumi.Output.secret(value)
         aws.secretsmanager.SecretVersion("db", secret_id=secret.id, secret_string=secret_string,

@@ -1,5 +1,6 @@
 """Security groups: PostgreSQL only from the prober SG and configured CIDRs; no SSH from
 the internet, ever (config refuses 0.0.0.0/0 and ::/0); access is by SSM Session Manager.
+A Patroni cluster's members reach each other (MEMBER_PORTS) through their own SG only.
 
 Rules are separate ``aws.vpc.SecurityGroup{In,E}gressRule`` resources (one per rule) so each
 can be asserted and changed alone.
@@ -17,6 +18,11 @@ from infra.config import StackConfig
 
 POSTGRES_PORT = 5432
 SSH_PORT = 22
+# Architecture C, between members only: replication + pg_rewind, Patroni's REST API (the
+# members ask each other before a failover), etcd clients and etcd peers. The roles' defaults
+# (patroni_restapi_port, etcd_client_port, etcd_peer_port) use the same numbers.
+MEMBER_PORTS = {"postgres": POSTGRES_PORT, "patroni": 8008, "etcd-client": 2379,
+                "etcd-peer": 2380}
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,12 @@ class SecurityGroups(pulumi.ComponentResource):
         # The db host only talks out to package mirrors (HTTP/HTTPS) and AWS APIs (HTTPS).
         egress("db-https-out", db_sg, "HTTPS: AWS APIs, S3, apt", port=443)
         egress("db-http-out", db_sg, "HTTP: apt mirrors", port=80)
+        if cfg.database.ha != "none":
+            for what, port in MEMBER_PORTS.items():
+                ingress(f"db-{what}-from-members", db_sg, port, f"{what} between members",
+                        source_sg=db_sg.id)
+                egress(f"db-{what}-to-members", db_sg, f"{what} between members", port=port,
+                       target_sg=db_sg.id)
         # Probers check arbitrary targets and ports, and reach the database.
         egress("prober-all-out", prober_sg, "checks to any target", protocol="-1")
         for i, cidr in enumerate(cfg.probers.http_allowed_cidrs):

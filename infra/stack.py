@@ -44,32 +44,46 @@ def build(cfg: StackConfig) -> dict[str, Any]:
     # Architecture A: the prober runs on the db host, which then also needs the prober SG.
     db_sgs: list[pulumi.Input[str]] = (
         [sgs.db_sg_id, sgs.prober_sg_id] if cfg.probers.architecture == "A" else [sgs.db_sg_id])
-    db = DatabaseHost("database", DatabaseHostArgs(
-        cfg, subnet_id=network.subnet_id, availability_zone=network.availability_zone,
-        security_group_ids=db_sgs, bucket_arn=backup.bucket_arn,
-        secret_arn=secrets.secret_arn, public_ip=public_ip))
+    members = [DatabaseHost("database" if host == "db-1" else f"database{host[2:]}",
+                            DatabaseHostArgs(
+        cfg, subnet_id=subnet, availability_zone=zone, security_group_ids=db_sgs,
+        bucket_arn=backup.bucket_arn, secret_arn=secrets.secret_arn, public_ip=public_ip,
+        hostname=host))
+        for host, subnet, zone in zip(cfg.database.hostnames, network.member_subnet_ids,
+                                      network.member_zones, strict=True)]
+    db = members[0]
     probers = ProberFleet("probers", ProberFleetArgs(
         cfg, subnet_id=network.subnet_id, availability_zone=network.availability_zone,
         security_group_id=sgs.prober_sg_id, secret_arn=secrets.secret_arn,
         public_ip=public_ip))
+    instance_ids = {host: m.instance_id for host, m in zip(cfg.database.hostnames, members,
+                                                           strict=True)}
+    instance_ids |= {f"prober-{i + 1}": pid for i, pid in enumerate(probers.instance_ids)}
     monitoring = Monitoring("monitoring", MonitoringArgs(
-        cfg, db_instance_id=db.instance_id, prober_instance_ids=probers.instance_ids,
-        vault_name=backup.vault_name))
+        cfg, instance_ids=instance_ids, vault_name=backup.vault_name))
 
     estimate = cost.estimate(cfg)
+    n = len(members)
+    facts = [m.instance_id for m in members] + [m.private_ip for m in members] + [
+        m.data_volume_id for m in members]
     inventory = pulumi.Output.all(
-        db.instance_id, db.private_ip, db.data_volume_id, backup.bucket_name,
-        secrets.secret_name, pulumi.Output.all(*probers.instance_ids),
-        pulumi.Output.all(*probers.private_ips), backup.vault_name, backup.role_arn,
+        backup.bucket_name, secrets.secret_name, pulumi.Output.all(*probers.instance_ids),
+        pulumi.Output.all(*probers.private_ips), backup.vault_name, backup.role_arn, *facts,
     ).apply(lambda v: render_inventory(
-        cfg, HostFacts(v[0], v[1], v[2]),
-        [HostFacts(i, ip) for i, ip in zip(v[5], v[6], strict=True)],
-        bucket=v[3], secret_name=v[4], backup_vault=v[7], backup_role_arn=v[8]))
+        cfg, [HostFacts(*f) for f in zip(v[6:6 + n], v[6 + n:6 + 2 * n], v[6 + 2 * n:],
+                                         strict=True)],
+        [HostFacts(i, ip) for i, ip in zip(v[2], v[3], strict=True)],
+        bucket=v[0], secret_name=v[1], backup_vault=v[4], backup_role_arn=v[5]))
     return {
         "db_instance_id": db.instance_id,
         "db_private_ip": db.private_ip,
         "data_volume_id": db.data_volume_id,
         "availability_zone": db.availability_zone,
+        # every db host, db-1 first (one entry without ha)
+        "db_instance_ids": pulumi.Output.all(*[m.instance_id for m in members]),
+        "db_private_ips": pulumi.Output.all(*[m.private_ip for m in members]),
+        "data_volume_ids": pulumi.Output.all(*[m.data_volume_id for m in members]),
+        "db_availability_zones": pulumi.Output.all(*[m.availability_zone for m in members]),
         "prober_instance_ids": pulumi.Output.all(*probers.instance_ids),
         "prober_private_ips": pulumi.Output.all(*probers.private_ips),
         "backup_vault_name": backup.vault_name,

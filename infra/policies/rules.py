@@ -165,6 +165,21 @@ def check_prod_protection(args: StackValidationArgs, report: ReportViolation) ->
             report(f"Database instance {res.name} needs disableApiTermination.", res.urn)
 
 
+def check_members_apart(args: StackValidationArgs, report: ReportViolation) -> None:
+    """A database cluster (more than one instance tagged role=db) has each member in its own
+    availability zone: two in one zone lose the etcd quorum together with that zone."""
+    members = [r for r in args.resources
+               if r.resource_type == INSTANCE and (r.props.get("tags") or {}).get("role") == "db"]
+    if len(members) < 2:
+        return
+    seen: dict[str, str] = {}
+    for m in members:
+        zone = str(m.props.get("availabilityZone"))
+        if zone in seen:
+            report(f"Database members {seen[zone]} and {m.name} share zone {zone}.", m.urn)
+        seen.setdefault(zone, m.name)
+
+
 RESOURCE_POLICIES = (
     ResourceValidationPolicy(name="ebs-volume-encrypted", validate=check_volume_encrypted,
                              description="EBS volumes are encrypted."),
@@ -184,6 +199,8 @@ STACK_POLICIES = (
                                       "access."),
     StackValidationPolicy(name="volumes-backed-up", validate=check_volumes_backed_up,
                           description="Every EBS volume is selected by an AWS Backup plan."),
+    StackValidationPolicy(name="db-members-in-distinct-zones", validate=check_members_apart,
+                          description="Each database cluster member is in its own zone."),
     StackValidationPolicy(
         name="prod-deletion-protection", validate=check_prod_protection,
         description="Stateful resources are protected from deletion in prod.",

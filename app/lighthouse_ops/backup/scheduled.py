@@ -5,6 +5,10 @@ pg_dump -Fc with its manifest (backup.dump), uploaded multipart with SHA-256 che
 removed. The bucket's lifecycle rule expires `dumps/` (365 days in prod). One line per outcome
 goes to the journal; exit 1 with the reason on any failure, so the unit fails visibly.
 
+On a Patroni cluster every member has the timer and only the primary dumps: a standby logs
+that it skipped and exits 0 (a dump from a standby can be cancelled by replay, and three
+members would upload three copies).
+
 Runs as the cluster's owner over the local socket (peer authentication, no password). S3
 endpoint, CA bundle, region and keys come from boto3's own environment variables
 (AWS_ENDPOINT_URL, AWS_CA_BUNDLE, AWS_DEFAULT_REGION; on EC2 the instance role).
@@ -17,6 +21,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+
+import psycopg
 
 from lighthouse_ops.backup.dump import MANIFEST_SUFFIX, BackupError, dump
 from lighthouse_ops.backup.s3 import S3Url, upload
@@ -47,9 +53,22 @@ def _dsn(socket_dir: str, port: int, database: str) -> str:
     return f"host={socket_dir} port={port} dbname={database}"
 
 
+def is_standby(dsn: str) -> bool:
+    try:
+        with psycopg.connect(dsn, connect_timeout=10) as conn:
+            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+    except psycopg.Error as exc:
+        raise BackupError(f"cannot reach PostgreSQL: {str(exc).strip()}") from None
+    return bool(row and row[0])
+
+
 def run(database: str, directory: Path, url: str, *, keep_local: int, path_style: bool,
         socket_dir: str = "/var/run/postgresql", port: int = 5432) -> list[str]:
+    """Dump, upload, prune; the uploaded URLs ([] on a standby: nothing done)."""
     S3Url.parse(url)  # a bad URL fails before minutes of pg_dump
+    if is_standby(_dsn(socket_dir, port, database)):
+        log.info("event=dump_skipped database=%s reason=standby", database)
+        return []
     out = directory / f"{database}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.dump"
     manifest = dump(_dsn(socket_dir, port, database), out)
     urls = upload(out, url, s3_client(path_style))
@@ -68,8 +87,8 @@ def _keep(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="lighthouse-dump", description=__doc__.split("\n")[0],
-                                epilog="exit codes: 0 uploaded, 1 failed (reason on stderr), "
-                                       "2 bad arguments")
+                                epilog="exit codes: 0 uploaded (or skipped on a standby), "
+                                       "1 failed (reason on stderr), 2 bad arguments")
     p.add_argument("--database", default="lighthouse", help="database to dump")
     p.add_argument("--dir", type=Path, required=True, help="local directory for the dump files")
     p.add_argument("--upload", required=True, help="S3 prefix, e.g. s3://bucket/dumps/")
@@ -89,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # boto3/botocore errors: one line, not a traceback  # noqa: BLE001
         print(f"lighthouse-dump: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    if not urls:
+        print("lighthouse-dump: skipped: this server is a standby (the primary dumps)")
+        return 0
     print("lighthouse-dump: uploaded " + " ".join(urls))
     return 0
 

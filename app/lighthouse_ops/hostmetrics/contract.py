@@ -38,6 +38,8 @@ RECENT_CHECKS = HostMetric(
     "check results stored in the last 5 minutes: 0 means no prober is checking")
 
 ALL = (CONNECTIONS_USED, ARCHIVE_AGE, ARCHIVE_FAILING, UNITS_FAILED, RECENT_CHECKS)
+# published only while PostgreSQL archives WAL (archive_mode on)
+ARCHIVE_METRICS = (ARCHIVE_AGE, ARCHIVE_FAILING)
 
 # The units whose failure is an alarm (globs as systemctl takes them).
 WATCHED_UNITS = ("pgbackrest-backup@*.service", "lighthouse-dump.service",

@@ -71,3 +71,27 @@ def test_a_bad_url_fails_before_dumping(tmp_path, capsys):
 def _with_password(dsn: str):
     """The host connects over the socket as the cluster owner; the test server needs its DSN."""
     return lambda socket_dir, port, database: dsn
+
+
+def test_a_standby_skips_and_uploads_nothing(host_env, moto, tmp_path, monkeypatch, capsys):
+    """A Patroni member that is not the primary: a real PostgreSQL 15 in recovery."""
+    from tests.support.pgserver import PgServer
+
+    server = PgServer.create()
+    try:
+        server.stop()
+        (server.datadir / "standby.signal").touch()
+        server.start()
+        dsn = server.dsn()
+        with psycopg.connect(dsn) as conn:
+            assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True
+        before = moto.client().list_objects_v2(Bucket="lh-backups", Prefix="dumps/").get(
+            "KeyCount", 0)
+        monkeypatch.setattr(scheduled, "_dsn", _with_password(dsn))
+        assert scheduled.main(_args(dsn, tmp_path, "s3://lh-backups/dumps/")) == 0
+        assert "skipped: this server is a standby" in capsys.readouterr().out
+        after = moto.client().list_objects_v2(Bucket="lh-backups", Prefix="dumps/").get(
+            "KeyCount", 0)
+        assert after == before and not (tmp_path / "dumps").exists()
+    finally:
+        server.destroy()

@@ -1,13 +1,25 @@
 """Build each committed stack once per session under Pulumi mocks (pulumi_aws imports
-slowly; every test then asserts on the recorded resources)."""
+slowly; every test then asserts on the recorded resources), and prod as a Patroni cluster
+(architecture C: prod's own file with `ha: patroni` added, as an operator turns it on)."""
 
 from __future__ import annotations
 
 import warnings
 
 import pytest
+import yaml
 
-from infra.config import load_stack_file, repo_stack_file
+from infra.config import load_stack_file, parse_stack_config, repo_stack_file
+
+STACKS = ("dev", "prod", "prod-ha")
+
+
+def prod_ha_config():
+    doc = yaml.safe_load(repo_stack_file("prod").read_text())["config"]
+    doc["lighthouse:database"] = {**doc["lighthouse:database"], "ha": "patroni"}
+    doc["lighthouse:network"] = {**doc["lighthouse:network"], "availabilityZones": [
+        "us-east-1a", "us-east-1b", "us-east-1c"]}
+    return parse_stack_config(doc, "prod", "Pulumi.prod.yaml (+ ha: patroni)")
 
 
 @pytest.fixture(scope="session")
@@ -17,13 +29,20 @@ def stacks():
         warnings.simplefilter("ignore", DeprecationWarning)
         from tests.unit.infra.mocks import run_stack
 
-        return {name: run_stack(load_stack_file(repo_stack_file(name)))
-                for name in ("dev", "prod")}
+        built = {name: run_stack(load_stack_file(repo_stack_file(name)))
+                 for name in ("dev", "prod")}
+        built["prod-ha"] = run_stack(prod_ha_config())
+        return built
 
 
-@pytest.fixture(params=["dev", "prod"])
+@pytest.fixture(params=STACKS)
 def run(request, stacks):
     return stacks[request.param]
+
+
+@pytest.fixture
+def prod_ha(stacks):
+    return stacks["prod-ha"]
 
 
 @pytest.fixture

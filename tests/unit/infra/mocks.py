@@ -102,7 +102,10 @@ class LighthouseMocks(pulumi.runtime.Mocks):
         if fn == "aws:index/getAvailabilityZones:getAvailabilityZones":
             return {"names": [f"{self.region}a", f"{self.region}b"], "zoneIds": ["use1-az1"]}
         if fn == "aws:ec2/getSubnet:getSubnet":
-            return {"id": args.args["id"], "availabilityZone": f"{self.region}c",
+            # subnet-0a/0b/0c (the cluster tests) lie in zones a/b/c, any other in c
+            sid = args.args["id"]
+            zone = sid[-1] if sid in ("subnet-0a", "subnet-0b", "subnet-0c") else "c"
+            return {"id": sid, "availabilityZone": f"{self.region}{zone}",
                     "vpcId": "vpc-existing"}
         if fn == "aws:ec2/getVpc:getVpc":
             return {"id": args.args["id"], "cidrBlock": "172.31.0.0/16"}

@@ -10,12 +10,14 @@ import json
 import re
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import add_all_plugin_dirs
 from ansible.template import Templar, trust_as_template
 from lighthouse import config as lighthouse_config
 
@@ -41,6 +43,10 @@ def _trusted(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _trusted(v) for k, v in value.items()}
     return value
+
+
+# the playbooks' own filters (private_addresses), as ansible-playbook loads them beside them
+add_all_plugin_dirs(str(ROOT / "playbooks"))
 
 
 def role_defaults(role: str) -> dict:
@@ -69,15 +75,16 @@ def dev_with_alarms():
         return run_stack(cfg)
 
 
-@pytest.fixture(params=["dev", "prod", "dev-with-alarms"])
+@pytest.fixture(params=["dev", "prod", "prod-ha", "dev-with-alarms"])
 def run(request, stacks, dev_with_alarms):
-    """Overrides the package's `run`: the committed stacks plus dev with alarms."""
+    """Overrides the package's `run`: the committed stacks, prod as a Patroni cluster (C) and
+    dev with alarms."""
     return dev_with_alarms if request.param == "dev-with-alarms" else stacks[request.param]
 
 
-@pytest.fixture(params=["prod", "dev-with-alarms"])
+@pytest.fixture(params=["prod", "prod-ha", "dev-with-alarms"])
 def alarmed(request, stacks, dev_with_alarms):
-    """The stacks with alarms and a dashboard, one per architecture."""
+    """The stacks with alarms and a dashboard, one per architecture (A, B, C)."""
     return dev_with_alarms if request.param == "dev-with-alarms" else stacks[request.param]
 
 
@@ -96,12 +103,21 @@ def resolve(run, tmp_path: Path) -> dict:
     return json.loads(out.stdout)
 
 
+def groups(inventory: dict) -> dict[str, list[str]]:
+    return {name: list(inventory.get(name, {}).get("hosts", []))
+            for name in ("db", "prober")} | {"all": list(inventory["_meta"]["hostvars"])}
+
+
 def hostvars(inventory: dict, host: str, *roles: str) -> dict:
     merged: dict = dict(FACTS)
     for role in roles:
         merged.update(role_defaults(role))
     merged.update(inventory["_meta"]["hostvars"][host])
     merged["inventory_hostname"] = host
+    # what a play's templates see of the other hosts (the raw inventory vars are enough for
+    # the filters that read them: private_ip, ansible_host)
+    merged["groups"] = groups(inventory)
+    merged["hostvars"] = inventory["_meta"]["hostvars"]
     return merged
 
 
@@ -133,11 +149,27 @@ def agent_config(inventory: dict, host: str) -> tuple[dict, dict]:
     return json.loads(render(AGENT_TEMPLATE, variables)), variables
 
 
+def alarm_metrics(run) -> list[tuple[str, str, str, dict]]:
+    """(alarm, namespace, metric, dimensions) of every metric an alarm reads, a metric-math
+    alarm's queries included."""
+    out = []
+    for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm"):
+        if "namespace" in a.inputs:
+            out.append((a.name, a.inputs["namespace"], a.inputs["metricName"],
+                        a.inputs["dimensions"]))
+        for q in a.inputs.get("metricQueries", []):
+            if m := q.get("metric"):
+                out.append((a.name, m["namespace"], m["metricName"], m["dimensions"]))
+    return out
+
+
 def test_every_agent_alarm_reads_a_metric_its_host_publishes(alarmed, tmp_path):
     run, inventory = alarmed, resolve(alarmed, tmp_path)
     alarms = [a for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
-              if a.inputs["namespace"] == AGENT_NAMESPACE]
+              if a.inputs.get("namespace") == AGENT_NAMESPACE]
     assert {a.inputs["metricName"] for a in alarms} == {"disk_used_percent", "mem_used_percent"}
+    # one disk and one memory alarm per db host
+    assert len(alarms) == 2 * len(inventory["db"]["hosts"])
     for alarm in alarms:
         dims = alarm.inputs["dimensions"]
         host = host_of_instance(inventory, dims["InstanceId"])
@@ -157,6 +189,8 @@ def test_every_dashboard_agent_widget_reads_a_published_metric(alarmed, tmp_path
     body = json.loads(run.one("aws:cloudwatch/dashboard:Dashboard").inputs["dashboardBody"])
     for widget in body["widgets"]:
         for metric in widget["properties"]["metrics"]:
+            if isinstance(metric[-1], dict):  # rendering options (a member's label)
+                metric = metric[:-1]
             namespace, name, *pairs = metric
             if namespace != AGENT_NAMESPACE:
                 continue
@@ -170,7 +204,7 @@ def test_every_host_reports_root_and_the_db_host_its_data_mount(run, inventory):
         config, _ = agent_config(inventory, host)
         mounts = config["metrics"]["metrics_collected"]["disk"]["resources"]
         assert "/" in mounts
-        if host == "db-1":  # in architecture A it is also in the prober group
+        if host in inventory["db"]["hosts"]:  # in architecture A also in the prober group
             assert run.cfg.monitoring.data_mount_path in mounts
 
 
@@ -206,15 +240,25 @@ def test_the_secret_lookup_reads_the_password_out_of_the_stack_json(run, invento
 
 
 def test_pg_hba_admits_the_probers_and_nothing_wider(run, inventory):
-    variables = hostvars(inventory, "db-1", "timescaledb")
-    hosts = [line.split()[3] for line in render(HBA_TEMPLATE, variables).splitlines()
-             if line.startswith("host")]
     loopback = ["127.0.0.1/32", "::1/128"]
-    if run.cfg.probers.architecture == "A":
-        assert hosts == loopback
-        assert hostvars(inventory, "db-1", "prober")["prober_db_host"] == "127.0.0.1"
-    else:
-        assert hosts == loopback + [f"{ip}/32" for ip in run.outputs["prober_private_ips"]]
+    probers = [f"{ip}/32" for ip in run.outputs["prober_private_ips"]]
+    members = [f"{ip}/32" for ip in run.outputs["db_private_ips"]]
+    for host in inventory["db"]["hosts"]:  # under ha any member may be the primary
+        variables = hostvars(inventory, host, "timescaledb")
+        lines = [line.split() for line in render(HBA_TEMPLATE, variables).splitlines()
+                 if line.startswith("host")]
+        app = [ln[3] for ln in lines if ln[1] not in ("replication", "postgres")]
+        if run.cfg.probers.architecture == "A":
+            assert app == loopback
+            assert hostvars(inventory, host, "prober")["prober_db_host"] == "127.0.0.1"
+        else:
+            assert app == loopback + probers
+        # replication and pg_rewind: from the members only, and only in a cluster
+        between = [(ln[1], ln[2], ln[3]) for ln in lines if ln[1] in ("replication", "postgres")]
+        expected = [(what, user, cidr) for cidr in members
+                    for what, user in (("replication", "replicator"), ("postgres", "rewind"))]
+        assert between == (expected if run.cfg.database.ha == "patroni" else [])
+    if run.cfg.probers.architecture == "B":
         for name in inventory["prober"]["hosts"]:
             assert hostvars(inventory, name, "prober")["prober_db_host"] == \
                 run.outputs["db_private_ip"]
@@ -231,30 +275,47 @@ def test_committed_group_vars_decide_nothing_the_stack_decides(run, inventory):
         assert not overlap, f"{path.name} overrides what the stack decides: {sorted(overlap)}"
 
 
+def published_host_metrics(variables: dict) -> set[str]:
+    """What lighthouse-host-metrics publishes on a db host: the archive metrics only where
+    pgBackRest archives (the inventory decides)."""
+    from lighthouse_ops.hostmetrics import contract as hm
+
+    skip = set() if variables["lighthouse_pgbackrest_enabled"] else set(hm.ARCHIVE_METRICS)
+    return {m.name for m in hm.ALL if m not in skip}
+
+
 def test_host_metrics_publish_under_the_instance_id_the_alarms_select(alarmed, tmp_path):
     from lighthouse_ops.hostmetrics import contract as hm
 
     run, inventory = alarmed, resolve(alarmed, tmp_path)
-    variables = hostvars(inventory, "db-1", "ops_runtime", "host_metrics")
-    assert variables["lighthouse_host_metrics_enabled"] is True
-    unit = render(HOST_METRICS_UNIT, {**variables, "prober_release": "0.1.0-x"})
-    instance = re.search(r"--instance-id (\S+)", unit)[1]
-    alarms = [a for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
-              if a.inputs["namespace"] == hm.NAMESPACE]
-    assert {a.inputs["metricName"] for a in alarms} <= {m.name for m in hm.ALL}
-    assert alarms and all(a.inputs["dimensions"] == {hm.DIMENSION: instance} for a in alarms)
-    assert instance == run.outputs["db_instance_id"]
+    publishing = {}  # instance id -> what that host publishes
+    for host in inventory["db"]["hosts"]:
+        variables = hostvars(inventory, host, "ops_runtime", "host_metrics")
+        assert variables["lighthouse_host_metrics_enabled"] is True
+        unit = render(HOST_METRICS_UNIT, {**variables, "prober_release": "0.1.0-x"})
+        instance = re.search(r"--instance-id (\S+)", unit)[1]
+        assert instance == variables["ansible_host"]  # the host's own EC2 id
+        publishing[instance] = published_host_metrics(variables)
+    read = [(alarm, metric, dims) for alarm, namespace, metric, dims in alarm_metrics(run)
+            if namespace == hm.NAMESPACE]
+    assert read
+    for alarm, metric, dims in read:
+        assert set(dims) == {hm.DIMENSION}, alarm
+        assert metric in publishing[dims[hm.DIMENSION]], (alarm, metric)
+    # every db host's series is read by some alarm (a member's heartbeat too)
+    assert {dims[hm.DIMENSION] for _, _, dims in read} == set(publishing)
+    assert run.outputs["db_instance_ids"] == list(publishing)
 
 
 def test_the_cost_model_counts_the_metrics_the_hosts_publish(run, inventory):
-    from lighthouse_ops.hostmetrics import contract as hm
-
     agent = 0
     for host in inventory["_meta"]["hostvars"]:  # one CloudWatch metric per dimension value
         collected = agent_config(inventory, host)[0]["metrics"]["metrics_collected"]
         agent += len(collected["disk"]["measurement"]) * len(collected["disk"]["resources"])
         agent += len(collected["mem"]["measurement"]) + len(collected["swap"]["measurement"])
-    assert agent + len(hm.ALL) == run.cfg.custom_metric_count
+    host_metrics = sum(len(published_host_metrics(hostvars(inventory, host, "host_metrics")))
+                       for host in inventory["db"]["hosts"])
+    assert agent + host_metrics == run.cfg.custom_metric_count
 
 
 def test_db_logs_ship_to_the_stacks_log_group_with_retention(run, inventory):
@@ -273,16 +334,30 @@ def expand(variables: dict, expression: str):
 
 
 def test_the_db_certificate_names_the_address_every_prober_verifies(run, inventory):
-    """verify-full: the host each prober's DSN names is in the db server certificate's SAN."""
-    san = expand(hostvars(inventory, "db-1", "timescaledb"), "{{ timescaledb_tls_san }}")
-    names = san.split(",")
+    """verify-full: every host a prober's DSN names is in that db host's certificate SAN, and
+    a cluster's DSN names every member and keeps to the writable one."""
+    sans = {}
+    for host in inventory["db"]["hosts"]:
+        variables = hostvars(inventory, host, "timescaledb")
+        sans[variables["private_ip"]] = expand(variables, "{{ timescaledb_tls_san }}").split(",")
     for name in inventory["prober"]["hosts"]:
         variables = hostvars(inventory, name, "prober")
         config = yaml.safe_load(render(PROBER_TEMPLATE, {
             **variables, "prober_db_password": "x" * 20}))  # noqa: S106 - not a secret
-        dsn = config["database"]["dsn"]
-        assert "sslmode=verify-full&sslrootcert=/etc/lighthouse/db-ca.crt" in dsn
-        assert f"IP:{variables['prober_db_host']}" in names, (variables["prober_db_host"], san)
+        dsn = urllib.parse.urlsplit(config["database"]["dsn"])
+        query = dict(urllib.parse.parse_qsl(dsn.query))
+        assert (query["sslmode"], query["sslrootcert"]) == ("verify-full",
+                                                            "/etc/lighthouse/db-ca.crt")
+        hosts = [h.rsplit(":", 1)[0] for h in dsn.netloc.split("@", 1)[1].split(",")]
+        if run.cfg.database.ha == "patroni":
+            assert hosts == run.outputs["db_private_ips"]
+            assert query["target_session_attrs"] == "read-write"
+        else:
+            assert hosts == [variables["prober_db_host"]]
+            assert "target_session_attrs" not in query
+        for h in hosts:
+            db_ip = h if h != "127.0.0.1" else run.outputs["db_private_ip"]
+            assert f"IP:{h}" in sans[db_ip], (h, sans[db_ip])
         # its HTTP server binds loopback and the instance's private address, not 0.0.0.0
         assert config["http"]["listen"] == ["127.0.0.1", variables["private_ip"]]
         # the sms channel publishes through SNS in the stack's own region
@@ -303,3 +378,121 @@ def test_each_rendered_prober_config_loads_as_a_fleet_member_of_its_region(inven
         rendered.write_text(yaml.safe_dump(config))
         loaded = lighthouse_config.load(rendered, env={})
         assert (loaded.fleet.name, loaded.fleet.location) == (name, config["fleet"]["location"])
+
+
+# --- architecture C: what the members need of each other -----------------------------------
+
+PATRONI_TEMPLATE = ROOT / "roles/patroni/templates/config.yml.j2"
+ETCD_TEMPLATE = ROOT / "roles/etcd/templates/etcd.default.j2"
+ETCD_CERT_TEMPLATE = ROOT / "roles/etcd/templates/member-cert.cnf.j2"
+DB_PLAY = ROOT / "playbooks" / "db.yml"
+
+
+def with_secret(variables: dict, run) -> dict:
+    """The host's variables with the secret lookup answered by what the stack stored."""
+    group_vars = yaml.safe_load((GROUP_VARS / "all.yml").read_text())
+    stored = run.one("aws:secretsmanager/secretVersion:SecretVersion").inputs["secretString"]
+    return {**variables, "_aws_secret_string": stored,
+            "lighthouse_db_secret": LOOKUP.sub("_aws_secret_string",
+                                               group_vars["lighthouse_db_secret"])}
+
+
+def test_a_cluster_converges_what_the_stack_made_of_it(prod_ha, tmp_path):
+    """From the mocked stack: db.yml's own HA assertion holds for the generated inventory, and
+    each member's rendered Patroni and etcd configuration names exactly the members' private
+    addresses on the ports the security group opens between them, with the passwords the stack
+    stored in the secret."""
+    from infra.security import MEMBER_PORTS
+
+    run, inventory = prod_ha, resolve(prod_ha, tmp_path)
+    members = list(inventory["db"]["hosts"])
+    ips = run.outputs["db_private_ips"]
+    assert members == ["db-1", "db-2", "db-3"] and len(set(ips)) == 3
+    stored = json.loads(run.one("aws:secretsmanager/secretVersion:SecretVersion")
+                        .inputs["secretString"])
+    play = yaml.safe_load(DB_PLAY.read_text())[0]
+    check = next(t for t in play["tasks"] if t["name"] == "Check the high-availability choice")
+    # the role defaults the ports come from are the SG's numbers
+    ports = {**role_defaults("etcd"), **role_defaults("patroni"), **role_defaults("timescaledb")}
+    from_roles = {"postgres": ports["timescaledb_port"], "patroni": ports["patroni_restapi_port"],
+                  "etcd-client": ports["etcd_client_port"], "etcd-peer": ports["etcd_peer_port"]}
+    assert from_roles == MEMBER_PORTS
+    for host, ip in zip(members, ips, strict=True):
+        variables = with_secret(hostvars(inventory, host, "timescaledb", "etcd", "patroni"), run)
+        assert variables["lighthouse_db_ha"] == "patroni"
+        assert variables["lighthouse_pgbackrest_enabled"] is False  # refused with a cluster
+        for condition in check["ansible.builtin.assert"]["that"]:
+            assert expand(variables, "{{ " + condition + " }}") is True, condition
+        patroni = yaml.safe_load(render(PATRONI_TEMPLATE, variables))
+        assert patroni["name"] == host
+        assert patroni["etcd3"]["hosts"] == ",".join(f"{i}:2379" for i in ips)
+        assert patroni["restapi"]["connect_address"] == f"{ip}:8008"
+        assert patroni["postgresql"]["connect_address"] == f"{ip}:5432"
+        auth = patroni["postgresql"]["authentication"]
+        assert auth["replication"]["password"] == stored["patroni_replication_password"]
+        assert auth["rewind"]["password"] == stored["patroni_rewind_password"]
+        assert patroni["restapi"]["authentication"]["password"] == \
+            stored["patroni_restapi_password"]
+        assert all(len(stored[k]) >= 32 for k in ("patroni_replication_password",
+                                                  "patroni_rewind_password",
+                                                  "patroni_restapi_password"))
+        etcd = dict(line.split("=", 1) for line in render(ETCD_TEMPLATE, variables).splitlines()
+                    if line.startswith("ETCD_"))
+        assert etcd["ETCD_INITIAL_CLUSTER"].strip('"') == ",".join(
+            f"{m}=https://{i}:2380" for m, i in zip(members, ips, strict=True))
+        assert etcd["ETCD_ADVERTISE_CLIENT_URLS"].strip('"') == f"https://{ip}:2379"
+        assert f"IP:{ip}," in render(ETCD_CERT_TEMPLATE, variables)
+        # the member's own server certificate names the address its peers replicate from
+        san = expand(variables, "{{ timescaledb_tls_san }}").split(",")
+        assert f"IP:{ip}" in san
+
+
+def test_members_sit_in_three_zones_with_their_volumes_and_backups(prod_ha, prod):
+    run = prod_ha
+    instances = {i.id: i for i in run.of_type("aws:ec2/instance:Instance")
+                 if i.inputs["tags"].get("role") == "db"}
+    assert list(instances) == run.outputs["db_instance_ids"]
+    zones = [instances[i].inputs["availabilityZone"] for i in run.outputs["db_instance_ids"]]
+    assert zones == ["us-east-1a", "us-east-1b", "us-east-1c"] == \
+        run.outputs["db_availability_zones"]
+    subnets = {s.id: s for s in run.of_type("aws:ec2/subnet:Subnet")}
+    for inst in instances.values():
+        assert subnets[inst.inputs["subnetId"]].inputs["availabilityZone"] == \
+            inst.inputs["availabilityZone"]
+    key, value = run.cfg.backup_tag
+    attachments = run.of_type("aws:ec2/volumeAttachment:VolumeAttachment")
+    volumes = {v.id: v for v in run.of_type("aws:ebs/volume:Volume")}
+    assert sorted(v for v in volumes) == sorted(run.outputs["data_volume_ids"])
+    for att in attachments:
+        vol, inst = volumes[att.inputs["volumeId"]], instances[att.inputs["instanceId"]]
+        assert vol.inputs["availabilityZone"] == inst.inputs["availabilityZone"]
+        assert vol.inputs["tags"][key] == value and vol.inputs["encrypted"] is True
+        assert vol.inputs["tags"]["host"] == inst.inputs["tags"]["host"]
+        assert vol.protect and vol.retain_on_delete  # prod: protected like db-1's
+    assert len(attachments) == 3
+    # db-1 keeps the names a single-host prod has: turning ha on replaces nothing of it
+    kept = ("aws:ec2/instance:Instance", "aws:ebs/volume:Volume",
+            "aws:ec2/volumeAttachment:VolumeAttachment", "aws:ec2/subnet:Subnet")
+    single = {r.urn for t in kept for r in prod.of_type(t)}
+    assert single <= {r.urn for t in kept for r in run.of_type(t)}
+
+
+def test_one_heartbeat_alarm_for_the_cluster_and_host_alarms_per_member(prod_ha):
+    from lighthouse_ops.hostmetrics import contract as hm
+
+    run = prod_ha
+    alarms = {a.name: a.inputs for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    ids = dict(zip(("db-1", "db-2", "db-3"), run.outputs["db_instance_ids"], strict=True))
+    for host, instance in ids.items():
+        for kind in ("cpu", "status", "disk", "memory", "connections", "units-failed"):
+            assert alarms[f"{host}-{kind}"]["dimensions"]["InstanceId"] == instance
+    # nothing archives on a cluster (no pgBackRest yet): no archive alarm that cannot fire
+    assert not [n for n in alarms if "archive" in n]
+    beat = alarms["prober-heartbeat"]
+    assert beat["treatMissingData"] == "breaching"
+    queries = beat["metricQueries"]
+    read = [q["metric"]["dimensions"][hm.DIMENSION] for q in queries if "metric" in q]
+    assert read == list(ids.values())
+    result = [q for q in queries if q.get("returnData")]
+    assert len(result) == 1 and result[0]["expression"] == "MAX([m1, m2, m3])"
+    assert set(alarms) == set(run.cfg.alarm_names)

@@ -76,3 +76,50 @@ def test_vpc_cidr_must_be_a_16():
     with pytest.raises(ConfigError, match="lighthouse:network.vpcCidr"):
         _parse(network={"vpcCidr": "10.0.0.0/24"})
     assert _parse(network={"vpcCidr": "10.9.0.0/16"}).network.vpc_cidr == "10.9.0.0/16"
+
+
+ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
+HA_B = {"probers": {"architecture": "B", "count": 1}}
+
+
+def test_a_patroni_cluster_parses_with_one_zone_per_member():
+    cfg = _parse(database={"ha": "patroni"}, network={"availabilityZones": ZONES}, **HA_B)
+    assert (cfg.database.ha, cfg.database.member_count) == ("patroni", 3)
+    assert cfg.database.hostnames == ("db-1", "db-2", "db-3")
+    assert not cfg.archiving  # no pgBackRest on a cluster yet
+    five = _parse(database={"ha": "patroni", "members": 5},
+                  network={"availabilityZones": [*ZONES, "us-east-1d", "us-east-1f"],
+                           "availabilityZone": "us-east-1a"}, **HA_B)
+    assert five.database.member_count == 5
+    single = _parse()
+    assert (single.database.member_count, single.database.hostnames, single.archiving) == (
+        1, ("db-1",), True)
+
+
+@pytest.mark.parametrize("sections,message", [
+    ({"database": {"ha": "patroni"}, "network": {"availabilityZones": ZONES}},
+     "lighthouse:probers.architecture: ha: patroni needs architecture B"),
+    ({"database": {"ha": "patroni"}, **HA_B},
+     "lighthouse:network.availabilityZones: 0 zone(s) for 3 members"),
+    ({"database": {"ha": "patroni"}, "network": {"availabilityZones": ZONES[:2]}, **HA_B},
+     "2 zone(s) for 3 members"),
+    ({"database": {"ha": "patroni", "members": 4}, **HA_B},
+     "lighthouse:database.members: expected one of 3, 5"),
+    ({"database": {"members": 3}}, "lighthouse:database.members: only with ha: patroni"),
+    ({"database": {"ha": "raft"}}, "lighthouse:database.ha: expected one of none, patroni"),
+    ({"network": {"availabilityZones": ZONES}},
+     "lighthouse:network.availabilityZones: only with lighthouse:database.ha: patroni"),
+    ({"database": {"ha": "patroni"}, **HA_B,
+      "network": {"availabilityZones": ZONES, "availabilityZone": "us-east-1b"}},
+     "us-east-1b is not the first of availabilityZones"),
+    ({"database": {"ha": "patroni"}, **HA_B,
+      "network": {"availabilityZones": ["us-east-1a", "us-east-1a", "us-east-1b"]}},
+     "each zone at most once"),
+    ({"database": {"ha": "patroni"}, **HA_B,
+      "network": {"vpcId": "vpc-0abc", "subnetIds": ["subnet-0a", "subnet-0b"]}},
+     "lighthouse:network.subnetIds: 3 members need 3 subnets"),
+])
+def test_bad_cluster_settings_name_the_key(sections, message):
+    with pytest.raises(ConfigError) as err:
+        _parse(**sections)
+    assert message in str(err.value)

@@ -43,7 +43,8 @@ def test_every_disk_is_encrypted_and_root_is_gp3(run):
         assert root == {"volumeType": "gp3", "volumeSize": 8, "encrypted": True,
                         "deleteOnTermination": True}
         assert "ebsBlockDevices" not in inst.inputs
-    assert [v.inputs["encrypted"] for v in run.of_type(VOLUME)] == [True]
+    assert [v.inputs["encrypted"] for v in run.of_type(VOLUME)] == [
+        True] * run.cfg.database.member_count
 
 
 def test_every_instance_requires_imdsv2(run):

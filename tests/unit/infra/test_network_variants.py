@@ -95,3 +95,42 @@ def test_cross_region_copy_of_daily_recovery_points(existing):
     assert "copyActions" not in rules["weekly"]
     # Two chains (daily + weekly), doubled by the copy: 100 GB x 0.10 x 4.
     assert str(cost.estimate(existing.cfg).item("snapshots").quantity) == "40.0"
+
+
+def _cluster(network: NetworkConfig):
+    return _run(network, database={"ha": "patroni", "members": 3})
+
+
+def test_a_cluster_in_an_existing_vpc_puts_each_member_in_its_subnet():
+    run = _cluster(NetworkConfig(vpc_id="vpc-0abc",
+                                 subnet_ids=("subnet-0a", "subnet-0b", "subnet-0c")))
+    assert run.of_type("aws:ec2/subnet:Subnet") == []
+    dbs = [i for i in run.of_type("aws:ec2/instance:Instance") if i.inputs["tags"]["role"] == "db"]
+    assert [(i.inputs["subnetId"], i.inputs["availabilityZone"]) for i in dbs] == [
+        ("subnet-0a", "us-east-1a"), ("subnet-0b", "us-east-1b"), ("subnet-0c", "us-east-1c")]
+    # the probers stay with db-1
+    prober = run.one("aws:ec2/instance:Instance", "prober-1")
+    assert prober.inputs["subnetId"] == "subnet-0a"
+    assert run.outputs["db_availability_zones"] == ["us-east-1a", "us-east-1b", "us-east-1c"]
+
+
+def test_a_private_cluster_reaches_the_endpoints_from_every_zone():
+    run = _cluster(NetworkConfig(vpc_cidr="10.50.0.0/16", public_subnet=False,
+                                 availability_zones=("us-east-1a", "us-east-1b", "us-east-1d"),
+                                 interface_endpoints=("ssm", "ssmmessages", "ec2messages")))
+    subnets = {s.name: s for s in run.of_type("aws:ec2/subnet:Subnet")}
+    assert {n: s.inputs["cidrBlock"] for n, s in subnets.items()} == {
+        "public": "10.50.0.0/24", "private": "10.50.1.0/24",
+        "public-2": "10.50.2.0/24", "private-2": "10.50.3.0/24",
+        "public-3": "10.50.4.0/24", "private-3": "10.50.5.0/24"}
+    private = [subnets[n].id for n in ("private", "private-2", "private-3")]
+    dbs = [i for i in run.of_type("aws:ec2/instance:Instance") if i.inputs["tags"]["role"] == "db"]
+    assert [i.inputs["subnetId"] for i in dbs] == private
+    assert all(i.inputs["associatePublicIpAddress"] is False for i in dbs)
+    assert [i.inputs["availabilityZone"] for i in dbs] == ["us-east-1a", "us-east-1b",
+                                                           "us-east-1d"]
+    for e in run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint"):
+        if e.inputs["vpcEndpointType"] == "Interface":
+            assert e.inputs["subnetIds"] == private
+    assert run.cfg.public_ip_count == 0
+    assert len(run.of_type("aws:ec2/routeTableAssociation:RouteTableAssociation")) == 6

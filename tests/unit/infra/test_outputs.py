@@ -9,7 +9,7 @@ from lighthouse_ops.deploy import s3 as sandbox_s3
 
 from infra import cost
 from infra.config import DUMPS_PREFIX
-from infra.secrets import SECRET_KEYS
+from infra.secrets import HA_SECRET_KEYS, SECRET_KEYS
 
 ROOT = Path(__file__).resolve().parents[3]
 EXPECTED_OUTPUTS = {
@@ -18,7 +18,8 @@ EXPECTED_OUTPUTS = {
     "backup_bucket",
     "sns_topic_arn", "alarm_names", "dashboard_url", "log_group_name", "ssm_session_command",
     "ansible_inventory", "db_secret_arn", "db_password", "estimated_monthly_cost_usd",
-    "cost_breakdown",
+    "cost_breakdown", "db_instance_ids", "db_private_ips", "data_volume_ids",
+    "db_availability_zones",
 }
 
 
@@ -41,11 +42,18 @@ def test_password_reaches_secrets_manager_as_a_secret_input(run):
     cipher = run.one("random:index/randomPassword:RandomPassword", "backup-cipher-pass")
     ca_key = run.one("tls:index/privateKey:PrivateKey", "db-tls-ca-key")
     ca = run.one("tls:index/selfSignedCert:SelfSignedCert", "db-tls-ca")
-    assert tuple(doc) == SECRET_KEYS
+    ha = {k: run.one("random:index/randomPassword:RandomPassword", k.replace("_", "-"))
+          for k in (HA_SECRET_KEYS if run.cfg.database.ha == "patroni" else ())}
+    assert tuple(doc) == SECRET_KEYS + tuple(ha)
     assert doc == {"username": "lighthouse", "password": run.outputs["db_password"],
                    "dbname": "lighthouse", "port": 5432,
                    "backup_cipher_pass": cipher.state["result"],
-                   "tls_ca_cert": ca.state["certPem"], "tls_ca_key": ca_key.state["privateKeyPem"]}
+                   "tls_ca_cert": ca.state["certPem"], "tls_ca_key": ca_key.state["privateKeyPem"],
+                   **{k: pw.state["result"] for k, pw in ha.items()}}
+    # a cluster's own passwords: distinct, long, secret in state
+    assert len({pw.state["result"] for pw in ha.values()}) == len(ha)
+    assert all(pw.inputs["length"] == 32 and "result" in pw.additional_secret_outputs
+               for pw in ha.values())
     # the CA: a P-256 key kept secret in state, a CA certificate signed by it
     assert (ca_key.inputs["algorithm"], ca_key.inputs["ecdsaCurve"]) == ("ECDSA", "P256")
     assert "privateKeyPem" in ca_key.additional_secret_outputs
@@ -67,8 +75,9 @@ def test_password_reaches_secrets_manager_as_a_secret_input(run):
 def test_cost_output_is_the_cost_model_estimate(run):
     expected = cost.estimate(run.cfg)
     assert run.outputs["estimated_monthly_cost_usd"] == float(expected.monthly)
-    assert run.outputs["estimated_monthly_cost_usd"] == {"dev": 11.93, "prod": 48.21}[
-        run.cfg.stack]
+    ha = run.cfg.database.ha == "patroni"
+    assert run.outputs["estimated_monthly_cost_usd"] == {
+        "dev": 11.93, "prod": 105.72 if ha else 48.21}[run.cfg.stack]
     assert run.outputs["cost_breakdown"] == expected.format()
     # The model counts exactly the alarms and instances the program creates.
     alarms = run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
@@ -77,6 +86,9 @@ def test_cost_output_is_the_cost_model_estimate(run):
     instances = run.of_type("aws:ec2/instance:Instance")
     assert expected.item("root volumes gp3").quantity == 8 * len(instances)
     assert expected.item("public ipv4").quantity == 730 * len(instances)
+    volumes = run.of_type("aws:ebs/volume:Volume")
+    name = "data volume gp3" + (f" x{len(volumes)}" if ha else "")
+    assert expected.item(name).quantity == sum(v.inputs["size"] for v in volumes)
 
 
 def test_ansible_inventory_text(run):

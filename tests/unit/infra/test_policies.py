@@ -113,4 +113,15 @@ def test_policy_pack_module_is_separate():
     assert {p.name for p in rules.ALL_POLICIES} == {
         "ebs-volume-encrypted", "instance-disks-encrypted", "instance-imdsv2",
         "no-world-open-admin-ports", "buckets-encrypted-private", "volumes-backed-up",
-        "prod-deletion-protection"}
+        "prod-deletion-protection", "db-members-in-distinct-zones"}
+
+
+def test_cluster_members_sharing_a_zone_are_refused(prod_ha):
+    recs = _records(prod_ha)
+    assert evaluate(to_policy_resources(recs)) == []
+    moved = [dataclasses.replace(r, props={**r.props, "availabilityZone": "us-east-1a"})
+             if r.resource_type == "aws:ec2/instance:Instance" and r.name == "db-3" else r
+             for r in recs]
+    violations = evaluate(to_policy_resources(moved))
+    assert _names(violations) == ["db-members-in-distinct-zones"]
+    assert "db and db-3 share zone us-east-1a" in violations[0].message

@@ -1,4 +1,6 @@
-"""Security groups: the exact rule sets, for both stacks."""
+"""Security groups: the exact rule sets, for both stacks (and prod as a Patroni cluster)."""
+
+from infra.security import MEMBER_PORTS
 
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
@@ -21,10 +23,17 @@ def _rules(run, typ, sg_name):
     return out
 
 
+def member_rules(run) -> set:
+    """Architecture C: what the members open to each other (their own SG) and nothing else."""
+    if run.cfg.database.ha == "none":
+        return set()
+    return {("tcp", port, port, "sg:db") for port in MEMBER_PORTS.values()}
+
+
 def test_postgres_only_from_prober_sg_and_configured_cidrs(run):
     expected = {("tcp", 5432, 5432, "sg:prober")}
     expected |= {("tcp", 5432, 5432, c) for c in run.cfg.database.allowed_cidrs}
-    assert _rules(run, INGRESS, "db") == expected
+    assert _rules(run, INGRESS, "db") == expected | member_rules(run)
     if run.cfg.stack == "prod":
         assert ("tcp", 5432, 5432, "10.41.8.0/24") in expected
 
@@ -35,7 +44,7 @@ def test_probers_accept_nothing_inbound(run):
 
 def test_egress_is_http_https_for_db_and_open_for_probers(run):
     assert _rules(run, EGRESS, "db") == {("tcp", 443, 443, "0.0.0.0/0"),
-                                          ("tcp", 80, 80, "0.0.0.0/0")}
+                                          ("tcp", 80, 80, "0.0.0.0/0")} | member_rules(run)
     assert _rules(run, EGRESS, "prober") == {("-1", None, None, "0.0.0.0/0")}
 
 
