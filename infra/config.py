@@ -31,7 +31,7 @@ from lighthouse_ops.hostmetrics.contract import HostMetric
 DUMPS_PREFIX = "dumps/"
 
 NAMESPACE = "lighthouse"
-SECTIONS = ("network", "database", "probers", "backup", "monitoring", "cost")
+SECTIONS = ("network", "database", "probers", "backup", "monitoring", "cost", "rds")
 TOP_LEVEL_KEYS = ("deletionProtection", "tags", *SECTIONS)
 
 INTERFACE_ENDPOINT_SERVICES = (
@@ -139,6 +139,22 @@ class MonitoringConfig:
 
 
 @dataclass(frozen=True)
+class RdsConfig:
+    """RDS for PostgreSQL (seed option C2): a Multi-AZ instance beside the db host, the target
+    `invoke db.migrate-to` moves a live database to (vanilla PostgreSQL: no TimescaleDB)."""
+
+    enabled: bool = False
+    instance_class: str = "db.t4g.small"
+    engine_version: str = "17"
+    allocated_storage_gb: int = 20
+    max_allocated_storage_gb: int = 100  # storage autoscaling ceiling
+    multi_az: bool = True
+    backup_retention_days: int = 7
+    backup_window: str = "03:00-04:00"
+    maintenance_window: str = "sun:04:30-sun:05:30"
+
+
+@dataclass(frozen=True)
 class CostAssumptions:
     """Usage figures the price list cannot know (see infra/cost.py)."""
 
@@ -160,6 +176,12 @@ class StackConfig:
     backup: BackupConfig = field(default_factory=BackupConfig)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     cost: CostAssumptions = field(default_factory=CostAssumptions)
+    rds: RdsConfig = field(default_factory=RdsConfig)
+
+    @property
+    def zone_count(self) -> int:
+        """Zones the created VPC spans: one per db member; RDS needs subnets in two."""
+        return max(self.database.member_count, 2 if self.rds.enabled else 1)
 
     @property
     def name_prefix(self) -> str:
@@ -494,6 +516,31 @@ def _cost(r: _Reader) -> CostAssumptions:
     return cfg
 
 
+def _rds(r: _Reader) -> RdsConfig:
+    cfg = RdsConfig(
+        enabled=r.bool("enabled", False),
+        # the classes infra/prices.json prices (the cost model must price what it creates)
+        instance_class=r.str("instanceClass", "db.t4g.small",
+                             choices=("db.t4g.micro", "db.t4g.small", "db.t4g.medium"))
+        or "db.t4g.small",
+        engine_version=r.str("engineVersion", "17", pattern=r"1[5-8](\.\d+)?") or "17",
+        allocated_storage_gb=r.int("allocatedStorageGb", 20, 20, 65536),
+        max_allocated_storage_gb=r.int("maxAllocatedStorageGb", 100, 20, 65536),
+        multi_az=r.bool("multiAz", True),
+        backup_retention_days=r.int("backupRetentionDays", 7, 1, 35),
+        backup_window=r.str("backupWindow", "03:00-04:00", pattern=r"\d\d:\d\d-\d\d:\d\d")
+        or "03:00-04:00",
+        maintenance_window=r.str("maintenanceWindow", "sun:04:30-sun:05:30",
+                                 pattern=r"[a-z]{3}:\d\d:\d\d-[a-z]{3}:\d\d:\d\d")
+        or "sun:04:30-sun:05:30",
+    )
+    r.done()
+    if cfg.max_allocated_storage_gb < cfg.allocated_storage_gb:
+        raise r.fail("maxAllocatedStorageGb", f"below allocatedStorageGb "
+                     f"({cfg.allocated_storage_gb}): storage autoscaling needs room to grow")
+    return cfg
+
+
 def parse_stack_config(config: Mapping[str, Any], stack: str, source: str) -> StackConfig:
     """Build a :class:`StackConfig` from a stack's ``config:`` mapping (namespaced keys)."""
     ours = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith(f"{NAMESPACE}:")}
@@ -522,8 +569,9 @@ def parse_stack_config(config: Mapping[str, Any], stack: str, source: str) -> St
         backup=_backup(_Reader(ours.get("backup"), source, f"{NAMESPACE}:backup")),
         monitoring=_monitoring(_Reader(ours.get("monitoring"), source, f"{NAMESPACE}:monitoring")),
         cost=_cost(_Reader(ours.get("cost"), source, f"{NAMESPACE}:cost")),
+        rds=_rds(_Reader(ours.get("rds"), source, f"{NAMESPACE}:rds")),
     )
-    _check_ha(cfg, source)
+    _check_topology(cfg, source)
     if cfg.deletion_protection and cfg.database.spot:
         raise ConfigError(
             f"{source}: {NAMESPACE}:database.spot: spot instances cannot have termination "
@@ -532,27 +580,33 @@ def parse_stack_config(config: Mapping[str, Any], stack: str, source: str) -> St
     return cfg
 
 
-def _check_ha(cfg: StackConfig, source: str) -> None:
-    """Architecture C needs its probers apart from the members and one zone per member."""
-    db, net = cfg.database, cfg.network
-    if db.ha == "none":
+def _check_topology(cfg: StackConfig, source: str) -> None:
+    """Architecture C needs its probers apart from the members and one zone per member; RDS
+    needs subnets in two zones."""
+    db, net, zones = cfg.database, cfg.network, cfg.zone_count
+    if zones == 1:
         if net.availability_zones:
             raise ConfigError(f"{source}: {NAMESPACE}:network.availabilityZones: only with "
-                              f"{NAMESPACE}:database.ha: patroni (use availabilityZone)")
+                              f"{NAMESPACE}:database.ha: patroni or {NAMESPACE}:rds (use "
+                              "availabilityZone)")
+        return
+    if net.create_vpc and len(net.availability_zones) != zones:
+        why = f"{db.members} members" if db.ha != "none" else "an RDS subnet group"
+        raise ConfigError(
+            f"{source}: {NAMESPACE}:network.availabilityZones: {len(net.availability_zones)} "
+            f"zone(s) for {why}: name {zones}, db-1's first (keep availabilityZone's there: "
+            "its data volume cannot move zone)")
+    if not net.create_vpc and len(net.subnet_ids) < zones:
+        raise ConfigError(
+            f"{source}: {NAMESPACE}:network.subnetIds: {zones} zones needed ("
+            f"{'one per member' if db.ha != 'none' else 'RDS subnet group'}): list {zones} "
+            "subnets, the first also holds the probers")
+    if db.ha == "none":
         return
     if cfg.probers.architecture != "B":
         raise ConfigError(
             f"{source}: {NAMESPACE}:probers.architecture: ha: patroni needs architecture B "
             "(a prober on a member would go down with it and pin the cluster to one host)")
-    if net.create_vpc and len(net.availability_zones) != db.members:
-        raise ConfigError(
-            f"{source}: {NAMESPACE}:network.availabilityZones: {len(net.availability_zones)} "
-            f"zone(s) for {db.members} members: name one per member, db-1's first (keep "
-            "availabilityZone's there: its data volume cannot move zone)")
-    if not net.create_vpc and len(net.subnet_ids) < db.members:
-        raise ConfigError(
-            f"{source}: {NAMESPACE}:network.subnetIds: {db.members} members need "
-            f"{db.members} subnets (one per zone; the first also holds the probers)")
 
 
 def load_stack_file(path: str | Path, stack: str | None = None) -> StackConfig:

@@ -285,9 +285,20 @@ def estimate(cfg: StackConfig, prices: Prices | None = None) -> CostBreakdown:
         items.append(LineItem.of("public ipv4", p.hours_per_month * cfg.public_ip_count,
                                  "hours", p.public_ipv4_hour))
     if cfg.network.interface_endpoints:
+        # billed per endpoint per zone it has a subnet in (every zone of the VPC)
         items.append(LineItem.of("vpc interface endpoints",
-                                 p.hours_per_month * len(cfg.network.interface_endpoints),
-                                 "hours", p.vpc_interface_endpoint_hour))
+                                 p.hours_per_month * len(cfg.network.interface_endpoints)
+                                 * cfg.zone_count, "hours", p.vpc_interface_endpoint_hour))
+    if cfg.rds.enabled:
+        r = cfg.rds
+        # Multi-AZ bills the standby's instance hours and storage too (AWS's own pricing; the
+        # seeds doubled the instance only, see docs/pulumi.md errata)
+        copies = 2 if r.multi_az else 1
+        label = f"rds {r.instance_class}{' multi-az' if r.multi_az else ''}"
+        items.append(LineItem.of(label, p.hours_per_month * copies, "hours",
+                                 p.rds_hourly[r.instance_class]))
+        items.append(LineItem.of("rds gp3", r.allocated_storage_gb * copies, "GB-month",
+                                 p.rds_gp3_gb_month))
     items.append(LineItem.of("secrets manager", 1, "secrets", p.secrets_manager_secret_month))
     if cfg.alarm_names:
         items.append(LineItem.of("cloudwatch alarms", len(cfg.alarm_names), "alarms",

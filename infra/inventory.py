@@ -27,7 +27,7 @@ class HostFacts:
 
 def render_inventory(cfg: StackConfig, dbs: Sequence[HostFacts], probers: Sequence[HostFacts],
                      bucket: str, secret_name: str, backup_vault: str | None = None,
-                     backup_role_arn: str | None = None) -> str:
+                     backup_role_arn: str | None = None, rds_address: str | None = None) -> str:
     """Everything a stack decides, as inventory variables: they sit below the committed
     group_vars in Ansible's precedence only for `all.vars`, so inventories/aws/group_vars must
     not set any of these (tests/unit/infra/test_aws_contract.py checks both). `dbs` are the
@@ -83,6 +83,8 @@ def render_inventory(cfg: StackConfig, dbs: Sequence[HostFacts], probers: Sequen
             # WAL archiving to S3 (pgBackRest) only on a single db host (cfg.archiving)
             "lighthouse_db_ha": cfg.database.ha,
             "lighthouse_pgbackrest_enabled": cfg.archiving,
+            # RDS (rds.enabled): where `invoke db.migrate-to` moves the database (null: none)
+            "lighthouse_rds_host": rds_address,
         },
         "children": {
             "db": {"hosts": {name: db_vars(facts) for name, facts in zip(

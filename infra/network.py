@@ -32,6 +32,8 @@ class Network(pulumi.ComponentResource):
     availability_zone: pulumi.Output[str]
     member_subnet_ids: list[pulumi.Output[str]]
     member_zones: list[pulumi.Output[str]]
+    # one per zone (RDS's subnet group): the created private subnets, or the given subnets
+    private_subnet_ids: list[pulumi.Output[str]]
 
     def __init__(self, name: str, args: NetworkArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -40,12 +42,13 @@ class Network(pulumi.ComponentResource):
         members = cfg.database.member_count
         if not net.create_vpc:
             subnets = [aws.ec2.get_subnet_output(id=sid, opts=pulumi.InvokeOptions(parent=self))
-                       for sid in net.subnet_ids[:members]]
+                       for sid in net.subnet_ids[:cfg.zone_count]]
             vpc = aws.ec2.get_vpc_output(id=net.vpc_id, opts=pulumi.InvokeOptions(parent=self))
             self.vpc_id = pulumi.Output.from_input(net.vpc_id or "")
             self.vpc_cidr = vpc.cidr_block
-            self.member_subnet_ids = [s.id for s in subnets]
-            self.member_zones = [s.availability_zone for s in subnets]
+            self.member_subnet_ids = [s.id for s in subnets[:members]]
+            self.member_zones = [s.availability_zone for s in subnets[:members]]
+            self.private_subnet_ids = [s.id for s in subnets]
         else:
             self._create(cfg)
         self.subnet_id = self.member_subnet_ids[0]
@@ -56,7 +59,7 @@ class Network(pulumi.ComponentResource):
     def _create(self, cfg: StackConfig) -> None:
         net, members = cfg.network, cfg.database.member_count
         zones: list[pulumi.Output[str]]
-        if members > 1:  # config: one named zone per member
+        if cfg.zone_count > 1:  # config: the zones named, db-1's first
             zones = [pulumi.Output.from_input(z) for z in net.availability_zones]
         elif net.availability_zone:
             zones = [pulumi.Output.from_input(net.availability_zone)]
@@ -112,6 +115,7 @@ class Network(pulumi.ComponentResource):
         self.vpc_id = vpc.id
         self.vpc_cidr = vpc.cidr_block
         chosen = public if net.public_subnet else private
-        self.member_subnet_ids = [s.id for s in chosen]
-        self.member_zones = zones
+        self.member_subnet_ids = [s.id for s in chosen[:members]]
+        self.member_zones = zones[:members]
+        self.private_subnet_ids = [s.id for s in private]
 

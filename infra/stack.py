@@ -18,6 +18,7 @@ from infra.inventory import HostFacts, render_inventory
 from infra.monitoring import Monitoring, MonitoringArgs
 from infra.network import Network, NetworkArgs
 from infra.probers import ProberFleet, ProberFleetArgs
+from infra.rds import RdsDatabase, RdsDatabaseArgs
 from infra.secrets import Secrets, SecretsArgs
 from infra.security import SecurityGroups, SecurityGroupsArgs
 
@@ -62,18 +63,25 @@ def build(cfg: StackConfig) -> dict[str, Any]:
     monitoring = Monitoring("monitoring", MonitoringArgs(
         cfg, instance_ids=instance_ids, vault_name=backup.vault_name))
 
+    rds = RdsDatabase("rds", RdsDatabaseArgs(
+        cfg, vpc_id=network.vpc_id, subnet_ids=network.private_subnet_ids,
+        client_sg_ids=[sgs.prober_sg_id, sgs.db_sg_id], password=secrets.db_password),
+    ) if cfg.rds.enabled else None
+
     estimate = cost.estimate(cfg)
     n = len(members)
     facts = [m.instance_id for m in members] + [m.private_ip for m in members] + [
         m.data_volume_id for m in members]
     inventory = pulumi.Output.all(
         backup.bucket_name, secrets.secret_name, pulumi.Output.all(*probers.instance_ids),
-        pulumi.Output.all(*probers.private_ips), backup.vault_name, backup.role_arn, *facts,
+        pulumi.Output.all(*probers.private_ips), backup.vault_name, backup.role_arn,
+        rds.address if rds else None, *facts,
     ).apply(lambda v: render_inventory(
-        cfg, [HostFacts(*f) for f in zip(v[6:6 + n], v[6 + n:6 + 2 * n], v[6 + 2 * n:],
+        cfg, [HostFacts(*f) for f in zip(v[7:7 + n], v[7 + n:7 + 2 * n], v[7 + 2 * n:],
                                          strict=True)],
         [HostFacts(i, ip) for i, ip in zip(v[2], v[3], strict=True)],
-        bucket=v[0], secret_name=v[1], backup_vault=v[4], backup_role_arn=v[5]))
+        bucket=v[0], secret_name=v[1], backup_vault=v[4], backup_role_arn=v[5],
+        rds_address=v[6]))
     return {
         "db_instance_id": db.instance_id,
         "db_private_ip": db.private_ip,
@@ -96,6 +104,8 @@ def build(cfg: StackConfig) -> dict[str, Any]:
         "ssm_session_command": db.instance_id.apply(
             lambda i: f"aws ssm start-session --target {i} --region {cfg.region}"),
         "ansible_inventory": inventory,
+        # RDS (rds.enabled): the migration target's endpoint (host:port), else null
+        "rds_endpoint": rds.endpoint if rds else None,
         "db_secret_arn": secrets.secret_arn,
         "db_password": secrets.db_password,
         "estimated_monthly_cost_usd": float(estimate.monthly),

@@ -36,10 +36,12 @@ SG_INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 BACKUP_SELECTION = "aws:backup/selection:Selection"
 BACKUP_VAULT = "aws:backup/vault:Vault"
 SECRET = "aws:secretsmanager/secret:Secret"  # noqa: S105 - a type token
+RDS_INSTANCE = "aws:rds/instance:Instance"
+RDS_MIN_BACKUP_DAYS = 7
 
 ADMIN_PORTS = (22, 5432)
 WORLD = ("0.0.0.0/0", "::/0")
-PROTECTED_TYPES = (VOLUME, BACKUP_VAULT, BUCKET, SECRET)
+PROTECTED_TYPES = (VOLUME, BACKUP_VAULT, BUCKET, SECRET, RDS_INSTANCE)
 DEFAULT_PROTECTED_STACKS = ("prod",)
 
 
@@ -68,6 +70,21 @@ def check_instance_imdsv2(args: ResourceValidationArgs, report: ReportViolation)
     meta = args.props.get("metadataOptions") or {}
     if meta.get("httpTokens") != "required":
         report("Instances must require IMDSv2 (metadataOptions.httpTokens: required).", None)
+
+
+def check_rds_instance(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    """RDS: storage encrypted, never publicly accessible, automated backups kept >= 7 days."""
+    if args.resource_type != RDS_INSTANCE:
+        return
+    props = args.props
+    if props.get("storageEncrypted") is not True:
+        report("RDS instance storage must be encrypted (storageEncrypted).", None)
+    if props.get("publiclyAccessible") is not False:
+        report("RDS instance must not be publicly accessible.", None)
+    days = props.get("backupRetentionPeriod")
+    if not isinstance(days, int | float) or days < RDS_MIN_BACKUP_DAYS:
+        report(f"RDS automated backups must be kept at least {RDS_MIN_BACKUP_DAYS} days "
+               f"(backupRetentionPeriod={days}).", None)
 
 
 def _opens_admin_port(protocol: Any, from_port: Any, to_port: Any) -> list[int]:
@@ -163,6 +180,11 @@ def check_prod_protection(args: StackValidationArgs, report: ReportViolation) ->
         if (res.resource_type == INSTANCE and (res.props.get("tags") or {}).get("role") == "db"
                 and res.props.get("disableApiTermination") is not True):
             report(f"Database instance {res.name} needs disableApiTermination.", res.urn)
+        if res.resource_type == RDS_INSTANCE and (
+                res.props.get("deletionProtection") is not True
+                or res.props.get("skipFinalSnapshot") is not False):
+            report(f"RDS instance {res.name} needs deletionProtection and a final snapshot.",
+                   res.urn)
 
 
 def check_members_apart(args: StackValidationArgs, report: ReportViolation) -> None:
@@ -188,6 +210,9 @@ RESOURCE_POLICIES = (
                              description="Instance root and EBS block devices are encrypted."),
     ResourceValidationPolicy(name="instance-imdsv2", validate=check_instance_imdsv2,
                              description="Instances require IMDSv2 tokens."),
+    ResourceValidationPolicy(name="rds-encrypted-private-backed-up",
+                             validate=check_rds_instance,
+                             description="RDS: encrypted, not public, backups kept >= 7 days."),
     ResourceValidationPolicy(name="no-world-open-admin-ports",
                              validate=check_no_world_admin_ports,
                              description="No ingress from the internet to port 22 or 5432."),

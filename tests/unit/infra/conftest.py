@@ -11,7 +11,7 @@ import yaml
 
 from infra.config import load_stack_file, parse_stack_config, repo_stack_file
 
-STACKS = ("dev", "prod", "prod-ha")
+STACKS = ("dev", "prod", "prod-ha", "prod-rds")
 
 
 def prod_ha_config():
@@ -20,6 +20,15 @@ def prod_ha_config():
     doc["lighthouse:network"] = {**doc["lighthouse:network"], "availabilityZones": [
         "us-east-1a", "us-east-1b", "us-east-1c"]}
     return parse_stack_config(doc, "prod", "Pulumi.prod.yaml (+ ha: patroni)")
+
+
+def prod_rds_config():
+    """prod with the RDS migration target on (subnets in two zones for its subnet group)."""
+    doc = yaml.safe_load(repo_stack_file("prod").read_text())["config"]
+    doc["lighthouse:rds"] = {"enabled": True}
+    doc["lighthouse:network"] = {**doc["lighthouse:network"], "availabilityZones": [
+        "us-east-1a", "us-east-1b"]}
+    return parse_stack_config(doc, "prod", "Pulumi.prod.yaml (+ rds)")
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +41,7 @@ def stacks():
         built = {name: run_stack(load_stack_file(repo_stack_file(name)))
                  for name in ("dev", "prod")}
         built["prod-ha"] = run_stack(prod_ha_config())
+        built["prod-rds"] = run_stack(prod_rds_config())
         return built
 
 
@@ -43,6 +53,11 @@ def run(request, stacks):
 @pytest.fixture
 def prod_ha(stacks):
     return stacks["prod-ha"]
+
+
+@pytest.fixture
+def prod_rds(stacks):
+    return stacks["prod-rds"]
 
 
 @pytest.fixture

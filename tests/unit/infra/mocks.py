@@ -73,6 +73,11 @@ class LighthouseMocks(pulumi.runtime.Mocks):
         elif typ == "tls:index/selfSignedCert:SelfSignedCert":
             state["certPem"] = f"-----BEGIN CERTIFICATE-----\nmock-{args.name}\n" \
                                "-----END CERTIFICATE-----\n"
+        elif typ == "aws:rds/instance:Instance":
+            rid = inputs["identifier"]
+            state["address"] = f"{rid}.c0abcdefgh12.{self.region}.rds.amazonaws.com"
+            state["endpoint"] = f"{state['address']}:{int(inputs.get('port', 5432))}"
+            state["arn"] = self._arn("rds", f"db:{rid}")
         elif typ == "aws:backup/vault:Vault":
             rid = inputs["name"]
             state["arn"] = self._arn("backup", f"backup-vault:{rid}")

@@ -451,7 +451,9 @@ def test_members_sit_in_three_zones_with_their_volumes_and_backups(prod_ha, prod
     run = prod_ha
     instances = {i.id: i for i in run.of_type("aws:ec2/instance:Instance")
                  if i.inputs["tags"].get("role") == "db"}
-    assert list(instances) == run.outputs["db_instance_ids"]
+    assert sorted(instances) == sorted(run.outputs["db_instance_ids"])
+    assert [instances[i].inputs["tags"]["host"] for i in run.outputs["db_instance_ids"]] == [
+        "db-1", "db-2", "db-3"]
     zones = [instances[i].inputs["availabilityZone"] for i in run.outputs["db_instance_ids"]]
     assert zones == ["us-east-1a", "us-east-1b", "us-east-1c"] == \
         run.outputs["db_availability_zones"]

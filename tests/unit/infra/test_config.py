@@ -108,7 +108,8 @@ def test_a_patroni_cluster_parses_with_one_zone_per_member():
     ({"database": {"members": 3}}, "lighthouse:database.members: only with ha: patroni"),
     ({"database": {"ha": "raft"}}, "lighthouse:database.ha: expected one of none, patroni"),
     ({"network": {"availabilityZones": ZONES}},
-     "lighthouse:network.availabilityZones: only with lighthouse:database.ha: patroni"),
+     "lighthouse:network.availabilityZones: only with lighthouse:database.ha: patroni or "
+     "lighthouse:rds"),
     ({"database": {"ha": "patroni"}, **HA_B,
       "network": {"availabilityZones": ZONES, "availabilityZone": "us-east-1b"}},
      "us-east-1b is not the first of availabilityZones"),
@@ -117,7 +118,7 @@ def test_a_patroni_cluster_parses_with_one_zone_per_member():
      "each zone at most once"),
     ({"database": {"ha": "patroni"}, **HA_B,
       "network": {"vpcId": "vpc-0abc", "subnetIds": ["subnet-0a", "subnet-0b"]}},
-     "lighthouse:network.subnetIds: 3 members need 3 subnets"),
+     "lighthouse:network.subnetIds: 3 zones needed (one per member)"),
 ])
 def test_bad_cluster_settings_name_the_key(sections, message):
     with pytest.raises(ConfigError) as err:

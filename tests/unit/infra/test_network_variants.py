@@ -105,7 +105,8 @@ def test_a_cluster_in_an_existing_vpc_puts_each_member_in_its_subnet():
     run = _cluster(NetworkConfig(vpc_id="vpc-0abc",
                                  subnet_ids=("subnet-0a", "subnet-0b", "subnet-0c")))
     assert run.of_type("aws:ec2/subnet:Subnet") == []
-    dbs = [i for i in run.of_type("aws:ec2/instance:Instance") if i.inputs["tags"]["role"] == "db"]
+    dbs = sorted((i for i in run.of_type("aws:ec2/instance:Instance")
+                  if i.inputs["tags"]["role"] == "db"), key=lambda i: i.inputs["tags"]["host"])
     assert [(i.inputs["subnetId"], i.inputs["availabilityZone"]) for i in dbs] == [
         ("subnet-0a", "us-east-1a"), ("subnet-0b", "us-east-1b"), ("subnet-0c", "us-east-1c")]
     # the probers stay with db-1
@@ -124,7 +125,8 @@ def test_a_private_cluster_reaches_the_endpoints_from_every_zone():
         "public-2": "10.50.2.0/24", "private-2": "10.50.3.0/24",
         "public-3": "10.50.4.0/24", "private-3": "10.50.5.0/24"}
     private = [subnets[n].id for n in ("private", "private-2", "private-3")]
-    dbs = [i for i in run.of_type("aws:ec2/instance:Instance") if i.inputs["tags"]["role"] == "db"]
+    dbs = sorted((i for i in run.of_type("aws:ec2/instance:Instance")
+                  if i.inputs["tags"]["role"] == "db"), key=lambda i: i.inputs["tags"]["host"])
     assert [i.inputs["subnetId"] for i in dbs] == private
     assert all(i.inputs["associatePublicIpAddress"] is False for i in dbs)
     assert [i.inputs["availabilityZone"] for i in dbs] == ["us-east-1a", "us-east-1b",

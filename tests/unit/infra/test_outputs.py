@@ -19,7 +19,7 @@ EXPECTED_OUTPUTS = {
     "sns_topic_arn", "alarm_names", "dashboard_url", "log_group_name", "ssm_session_command",
     "ansible_inventory", "db_secret_arn", "db_password", "estimated_monthly_cost_usd",
     "cost_breakdown", "db_instance_ids", "db_private_ips", "data_volume_ids",
-    "db_availability_zones",
+    "db_availability_zones", "rds_endpoint",
 }
 
 
@@ -76,8 +76,9 @@ def test_cost_output_is_the_cost_model_estimate(run):
     expected = cost.estimate(run.cfg)
     assert run.outputs["estimated_monthly_cost_usd"] == float(expected.monthly)
     ha = run.cfg.database.ha == "patroni"
-    assert run.outputs["estimated_monthly_cost_usd"] == {
-        "dev": 11.93, "prod": 105.72 if ha else 48.21}[run.cfg.stack]
+    prod = 105.72 if ha else 99.53 if run.cfg.rds.enabled else 48.21
+    assert run.outputs["estimated_monthly_cost_usd"] == {"dev": 11.93, "prod": prod}[
+        run.cfg.stack]
     assert run.outputs["cost_breakdown"] == expected.format()
     # The model counts exactly the alarms and instances the program creates.
     alarms = run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")

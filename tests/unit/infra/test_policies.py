@@ -113,7 +113,8 @@ def test_policy_pack_module_is_separate():
     assert {p.name for p in rules.ALL_POLICIES} == {
         "ebs-volume-encrypted", "instance-disks-encrypted", "instance-imdsv2",
         "no-world-open-admin-ports", "buckets-encrypted-private", "volumes-backed-up",
-        "prod-deletion-protection", "db-members-in-distinct-zones"}
+        "prod-deletion-protection", "db-members-in-distinct-zones",
+        "rds-encrypted-private-backed-up"}
 
 
 def test_cluster_members_sharing_a_zone_are_refused(prod_ha):
@@ -124,4 +125,28 @@ def test_cluster_members_sharing_a_zone_are_refused(prod_ha):
              for r in recs]
     violations = evaluate(to_policy_resources(moved))
     assert _names(violations) == ["db-members-in-distinct-zones"]
-    assert "db and db-3 share zone us-east-1a" in violations[0].message
+    message = violations[0].message
+    assert "share zone us-east-1a" in message and {"db", "db-3"} <= set(
+        message.removeprefix("Database members ").split(" share")[0].split(" and "))
+
+
+def test_rds_must_be_encrypted_private_backed_up_and_protected_in_prod(prod_rds):
+    recs = _records(prod_rds)
+    assert evaluate(to_policy_resources(recs)) == []
+
+    def with_rds(**props):
+        return [dataclasses.replace(r, props={**r.props, **props})
+                if r.resource_type == "aws:rds/instance:Instance" else r for r in recs]
+
+    for props, policy, words in (
+            ({"storageEncrypted": False}, "rds-encrypted-private-backed-up", "encrypted"),
+            ({"publiclyAccessible": True}, "rds-encrypted-private-backed-up", "publicly"),
+            ({"backupRetentionPeriod": 3}, "rds-encrypted-private-backed-up", "at least 7"),
+            ({"deletionProtection": False}, "prod-deletion-protection", "final snapshot"),
+            ({"skipFinalSnapshot": True}, "prod-deletion-protection", "final snapshot")):
+        violations = evaluate(to_policy_resources(with_rds(**props)))
+        assert _names(violations) == [policy], props
+        assert words in violations[0].message, props
+    unprotected = [dataclasses.replace(r, protect=False)
+                   if r.resource_type == "aws:rds/instance:Instance" else r for r in recs]
+    assert _names(evaluate(to_policy_resources(unprotected))) == ["prod-deletion-protection"]
