@@ -77,7 +77,11 @@ def _copy_values(row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _is_connectivity(exc: BaseException) -> bool:
-    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | OSError)
+    """The database cannot take rows now (rows spool and replay), as opposed to refusing a
+    row's content. A read-only server counts: a standby reached by mistake, or a source made
+    read-only for a move (lighthouse_ops.dbops.move)."""
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | OSError
+                      | psycopg.errors.ReadOnlySqlTransaction)
 
 
 @dataclass

@@ -270,3 +270,73 @@ def failover_drill(c, inventory=None, kill="node", no_rejoin=False, dry_run=Fals
     cl = _cluster(inventory)
     _run_ha("db.failover-drill",
             lambda: plan_failover_drill(cl, kill, rejoin=not no_rejoin)[0], dry_run, yes)
+
+
+# ---- moving the database to another server (lighthouse_ops.dbops.move) -------------------
+
+@task(help={"source": "DSN of the database now in use (its owner or a superuser)",
+            "target": "DSN of the new database (superuser or rds_superuser; empty, or an "
+                      "earlier run's copy with --resume)",
+            "inventory": "inventory of the probers to switch (default: $LIGHTHOUSE_INVENTORY or "
+                         "the local sandbox's)",
+            "target_host": "address the probers reach the target at (default: the target "
+                           "DSN's host)",
+            "target_ca_file": "PEM the probers verify the target with (e.g. the RDS CA "
+                              "bundle; default: keep theirs)",
+            "resume": "the target holds an earlier run's copy: correct it instead of refusing",
+            "dry_run": "show the plan, change nothing",
+            "yes": "move without asking"})
+def migrate_to(c, source=None, target=None, inventory=None, target_host=None,
+               target_ca_file=None, resume=False, dry_run=False, yes=False):
+    """Move the live database to another server (RDS, a vanilla PostgreSQL): bulk copy, a
+    short read-only cutover while the probers spool, verify, switch the probers via Ansible."""
+    from pathlib import Path
+
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    from lighthouse_ops.aws.runbook import (
+        RunbookAborted,
+        RunbookFailed,
+        RunbookRefused,
+        TerminalConsole,
+        execute,
+    )
+    from lighthouse_ops.backup.runbook import RunbookError, inventory_path
+    from lighthouse_ops.dbops.move import MoveError, Mover, plan_move
+    from lighthouse_ops.deploy.ansible_run import run_playbook
+
+    if not source or not target:
+        sys.exit("db.migrate-to: pass --source DSN and --target DSN")
+    try:
+        inv = inventory_path(inventory)
+        params = conninfo_to_dict(target)
+    except (RunbookError, psycopg.ProgrammingError) as exc:  # a DSN libpq cannot parse
+        sys.exit(f"db.migrate-to: {exc}")
+    host = target_host or params.get("host")
+    if not host or str(host).startswith("/"):
+        sys.exit("db.migrate-to: pass --target-host: the target DSN names no TCP host the "
+                 "probers could reach")
+    extra = {"prober_db_host": host, "prober_db_hosts": [host],
+             "prober_db_port": int(params.get("port") or 5432),
+             "prober_run_migrations": False}  # the move applied them already
+    if target_ca_file:
+        try:
+            extra["prober_db_ca_cert"] = Path(target_ca_file).read_text()
+        except OSError as exc:
+            sys.exit(f"db.migrate-to: --target-ca-file: {exc}")
+
+    def switch() -> None:
+        result = run_playbook("prober.yml", inv, extra, echo=False)
+        if not result.ok:
+            raise MoveError("the probers' converge failed:\n" + result.output[-2000:])
+
+    _logging()
+    mover = Mover(source, target, resume=resume)
+    try:
+        execute(plan_move(mover, switch, f"point the probers at {host} (prober.yml on {inv})"),
+                TerminalConsole(), dry_run=dry_run, yes=yes)
+    except RunbookRefused as exc:
+        sys.exit(f"db.migrate-to: refused, nothing changed: {exc}")
+    except (RunbookAborted, RunbookFailed, MoveError) as exc:
+        sys.exit(f"db.migrate-to: {exc}")
