@@ -79,10 +79,16 @@ def sandbox_capability_or_skip() -> None:
         pytest.skip(f"this machine cannot run sandbox hosts: {exc}")
 
 
+RESHAPING = ("tests/hosts/test_migrate_to_sandbox.py", "tests/hosts/test_fleet_sandbox.py")
+
+
 def pytest_collection_modifyitems(config, items):
-    """The fleet proof reshapes the shared sandbox (more probers, other locations, fast
-    monitors): it runs after every other host test, so none of them sees that."""
-    fleet = [i for i in items if i.nodeid.startswith("tests/hosts/test_fleet_sandbox.py")]
+    """Two modules reshape the shared sandbox: the move to another database (the prober left on
+    prober-1's server, db-1 read-only) and the fleet proof (more probers, other locations, fast
+    monitors; its own converge points the probers back at db-1). They run in that order after
+    every other host test, so none of those sees either."""
+    fleet = sorted((i for i in items if i.nodeid.startswith(RESHAPING)),
+                   key=lambda i: [k for k, m in enumerate(RESHAPING) if i.nodeid.startswith(m)])
     if not fleet:
         return
     rest = [i for i in items if i not in fleet]

@@ -297,10 +297,17 @@ class Mover:
             if on:
                 src.execute(sql.SQL("ALTER DATABASE {} SET default_transaction_read_only = on")
                             .format(db))
-                # sessions opened before the ALTER keep writing: end them (the probers
-                # reconnect read-only and spool)
-                src.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                # sessions opened before the ALTER keep writing: end the ones we may signal
+                # (our role's, i.e. the probers'; a superuser ends all), they reconnect
+                # read-only and spool
+                ended = src.execute(
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(a.pid)) FROM "
+                    "pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid "
+                    "WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND ("
+                    "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR "
+                    "(NOT r.rolsuper AND pg_has_role(current_user, r.oid, 'MEMBER')))"
+                ).fetchone()
+                self.say(f"source sessions ended: {ended[0] if ended else 0}")
             else:
                 src.execute(sql.SQL("ALTER DATABASE {} RESET default_transaction_read_only")
                             .format(db))
@@ -335,15 +342,14 @@ class Mover:
 # -- the runbook: `invoke db.migrate-to` ----------------------------------------------------
 
 def estimated_rows(dsn: str) -> dict[str, int]:
-    """Rows per table as the planner estimates them (counting 90 days of history would be a
-    minute of its own); hypertables' chunks and partitions summed under their parent."""
+    """Rows per table from the statistics collector's live-row counts (counting 90 days of
+    history would be a minute of its own); chunks and partitions summed under their parent."""
     with _connect(dsn) as conn:
         names = tables(conn)
         rows = conn.execute(
-            "SELECT coalesce(parent.relname, c.relname), sum(greatest(c.reltuples, 0))::bigint "
-            "FROM pg_class c LEFT JOIN pg_inherits i ON i.inhrelid = c.oid "
-            "LEFT JOIN pg_class parent ON parent.oid = i.inhparent "
-            "WHERE c.relkind = 'r' GROUP BY 1").fetchall()
+            "SELECT coalesce(parent.relname, s.relname), sum(s.n_live_tup)::bigint "
+            "FROM pg_stat_all_tables s LEFT JOIN pg_inherits i ON i.inhrelid = s.relid "
+            "LEFT JOIN pg_class parent ON parent.oid = i.inhparent GROUP BY 1").fetchall()
     found = {name: int(n) for name, n in rows}
     return {name: found.get(name, 0) for name in names}
 
@@ -355,7 +361,7 @@ def plan_move(mover: Mover, switch: Callable[[], None], switch_what: str):
     rows = estimated_rows(mover.source_dsn)
     facts = [f"source: {describe_dsn(mover.source_dsn)}",
              f"target: {describe_dsn(mover.target_dsn)}",
-             f"tables: {len(rows)}, about {sum(rows.values())} rows (planner estimate; "
+             f"tables: {len(rows)}, about {sum(rows.values())} rows (live-row statistics; "
              f"check_history ~{rows.get('check_history', 0)})"]
 
     def bulk() -> str:

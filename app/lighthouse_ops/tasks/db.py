@@ -326,6 +326,11 @@ def migrate_to(c, source=None, target=None, inventory=None, target_host=None,
         except OSError as exc:
             sys.exit(f"db.migrate-to: --target-ca-file: {exc}")
 
+    if not dry_run:  # the probers' release (its wheel digest names the venv they run now)
+        from lighthouse_ops.deploy import build_release
+
+        extra.update(build_release().ansible_vars())
+
     def switch() -> None:
         result = run_playbook("prober.yml", inv, extra, echo=False)
         if not result.ok:
