@@ -151,6 +151,10 @@ def test_the_live_database_moves_to_plain_postgresql_and_the_prober_follows(
            "(PARTITION BY subscription_id, location ORDER BY time)) AS gap FROM check_history "
            f"WHERE time > to_timestamp({started - 60})) g")
     worst = _count(target, gap.replace("SELECT max(gap)", "SELECT coalesce(max(gap), 0)::int"))
+    longest = _count(target, "SELECT max(check_interval_seconds) FROM subscriptions "
+                             "WHERE status = 'active'")
+    # no check skipped: at most one interval plus the prober's restart between two checks
+    assert worst <= longest + 30, (worst, longest)
     # the results made while db-1 was read-only went to the spool and reached the target
     journal = sandbox.ssh("prober-1", "journalctl -u lighthouse-prober --no-pager -o cat "
                                       f"--since @{int(started)}").stdout
