@@ -17,9 +17,12 @@ Its own sandbox (three db hosts + one prober), so the shared one stays architect
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from lighthouse_ops.aws.runbook import TerminalConsole, execute
@@ -31,6 +34,7 @@ from lighthouse_ops.sandbox import Sandbox
 
 from tests.hosts.conftest import own_sandbox_name, sandbox_capability_or_skip, session_lock
 
+ROOT = Path(__file__).resolve().parents[2]
 HA = {"lighthouse_db_ha": "patroni"}
 INTERVAL_S = 1
 MEMBERS = ("db-1", "db-2", "db-3")
@@ -167,14 +171,7 @@ def test_switchover_and_crash_lose_no_check_and_send_no_alert(ha, capsys) -> Non
     assert sum(1 for m in drill.members_after if m.role == "Leader") == 1
 
     end = datetime.fromisoformat(sql(sb, cluster, "SELECT now()")[0][0])
-    seen = _wait_for_checks(sb, cluster, sid, start, end)
-    window = [t for t in seen if t <= end]
-    gaps = [(b - a).total_seconds() for a, b in zip(window, window[1:], strict=False)]
-    expected = round((window[-1] - window[0]).total_seconds() / INTERVAL_S) + 1
-    lost = sum(max(0, round(g / INTERVAL_S) - 1) for g in gaps)
-    doubled = len(window) - len(set(window))
-    alerts = int(sql(sb, cluster, f"SELECT count(*) FROM alert_history "
-                                  f"WHERE subscription_id = '{sid}'")[0][0])
+    window, gaps, expected, lost, doubled, alerts = _tally(sb, cluster, sid, start, end)
     with capsys.disabled():
         print(f"\nHA drill: switchover {figures['switchover_s']:.1f} s; crash of "
               f"{drill.killed}: {drill.new_leader} writable after "
@@ -183,4 +180,54 @@ def test_switchover_and_crash_lose_no_check_and_send_no_alert(ha, capsys) -> Non
               f"checks {len(window)} of {expected} slots, lost {lost}, doubled {doubled}, "
               f"largest gap {max(gaps):.1f} s, alerts {alerts}")
     assert lost == 0 and doubled == 0, (gaps, window[:3])
+    assert alerts == 0
+
+
+def _tally(sb: Sandbox, cluster: Cluster, sid: str, start: datetime, end: datetime):
+    """The monitor's checks between start and end (once the spool drained): the checks, the
+    gaps between them, the slots expected, slots lost, checks doubled, alerts sent."""
+    seen = _wait_for_checks(sb, cluster, sid, start, end)
+    window = [t for t in seen if start <= t <= end]
+    gaps = [(b - a).total_seconds() for a, b in zip(window, window[1:], strict=False)]
+    expected = round((window[-1] - window[0]).total_seconds() / INTERVAL_S) + 1
+    lost = sum(max(0, round(g / INTERVAL_S) - 1) for g in gaps)
+    doubled = len(window) - len(set(window))
+    alerts = int(sql(sb, cluster, f"SELECT count(*) FROM alert_history "
+                                  f"WHERE subscription_id = '{sid}'")[0][0])
+    return window, gaps, expected, lost, doubled, alerts
+
+
+def test_a_rolling_upgrade_restarts_every_member_and_loses_nothing(ha, capsys) -> None:
+    """`invoke db.rolling-upgrade -y`: replicas restarted one by one, a switchover, the old
+    leader restarted, the extension updated. (No newer packages exist in the sandbox's
+    mirror: the runbook upgrades nothing and restarts every member all the same.)"""
+    sb, dep, cluster = ha
+    sid = sql(sb, cluster, "SELECT id FROM subscriptions WHERE name = 'ha drill'")[0][0]
+    before = leader_of(cluster.members())
+    assert before is not None
+    start = datetime.fromisoformat(sql(sb, cluster, "SELECT now()")[0][0])
+    starts = {m: sb.ssh(m, "runuser -u postgres -- psql -X -tAc "
+                           "'SELECT pg_postmaster_start_time()'").stdout.strip() for m in MEMBERS}
+    t0 = time.monotonic()
+    done = subprocess.run([str(Path(sys.executable).with_name("invoke")), "db.rolling-upgrade",
+                           "--inventory", str(sb.inventory_path), "-y"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+    took = time.monotonic() - t0
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "no newer packages" in done.stdout and "timescaledb" in done.stdout, done.stdout
+    members = cluster.members()
+    after = leader_of(members)
+    assert after is not None and after.name != before.name
+    assert all(m.streaming for m in members if m.name != after.name), [m.line() for m in members]
+    for m in MEMBERS:  # every postmaster is a new one
+        now = sb.ssh(m, "runuser -u postgres -- psql -X -tAc "
+                        "'SELECT pg_postmaster_start_time()'").stdout.strip()
+        assert now != starts[m], m
+    end = datetime.fromisoformat(sql(sb, cluster, "SELECT now()")[0][0])
+    window, gaps, expected, lost, doubled, alerts = _tally(sb, cluster, sid, start, end)
+    with capsys.disabled():
+        print(f"\nHA rolling upgrade: {took:.1f} s for 3 members, leader {before.name} -> "
+              f"{after.name}; checks {len(window)} of {expected} slots, lost {lost}, "
+              f"doubled {doubled}, largest gap {max(gaps):.1f} s, alerts {alerts}")
+    assert lost == 0 and doubled == 0, gaps
     assert alerts == 0

@@ -320,3 +320,115 @@ def plan_failover_drill(cluster: Cluster, mode: str = "node", *, timeout_s: floa
                                "systemctl start patroni'"))
     plan.steps.append(Step("record the cluster after the drill", record, "-", "-"))
     return plan, results
+
+
+# ---- rolling upgrade ---------------------------------------------------------------------
+
+# PostgreSQL's and TimescaleDB's packages (minor releases; a major upgrade is a migration).
+UPGRADE_PACKAGES = ("postgresql-17", "postgresql-client-17", "postgresql-17-timescaledb")
+
+
+def _versions(runner: Runner, packages: tuple[str, ...]) -> dict[str, tuple[str, str]]:
+    """package -> (installed, candidate) for the packages the member has."""
+    out = runner.run("LC_ALL=C apt-cache policy " + " ".join(shlex.quote(p) for p in packages),
+                     timeout=120).stdout
+    found: dict[str, tuple[str, str]] = {}
+    name = installed = None
+    for line in out.splitlines():
+        if line and not line.startswith(" "):
+            name = line.rstrip(":")
+        elif line.strip().startswith("Installed:"):
+            installed = line.split(":", 1)[1].strip()
+        elif line.strip().startswith("Candidate:") and name and installed not in (None,
+                                                                                  "(none)"):
+            found[name] = (str(installed), line.split(":", 1)[1].strip())
+    return found
+
+
+def plan_rolling_upgrade(cluster: Cluster, *, packages: tuple[str, ...] = UPGRADE_PACKAGES,
+                         refresh: bool = True, timeout_s: float = 300) -> Plan:
+    """Minor upgrades of PostgreSQL and TimescaleDB, one member at a time: each replica
+    upgraded and restarted (it streams again before the next), a switchover to an upgraded
+    replica, then the old leader; last, `ALTER EXTENSION timescaledb UPDATE` on the leader.
+    Writes pause only for the switchover (the prober's spool holds them)."""
+    members = cluster.members()
+    leader = leader_of(members)
+    if leader is None:
+        raise RunbookRefused("no single running leader: " + "; ".join(m.line() for m in members))
+    lagging = [m for m in members if m.name != leader.name and not m.streaming]
+    if lagging:
+        raise RunbookRefused("every replica must stream before a rolling upgrade: "
+                             + "; ".join(m.line() for m in lagging))
+    replicas = sorted(m.name for m in members if m.name != leader.name)
+    if refresh:  # the candidate versions come from the package lists: read them fresh
+        for name in (leader.name, *replicas):
+            cluster.runners[name].run("apt-get update -qq", timeout=300)
+    versions = {name: _versions(cluster.runners[name], packages)
+                for name in (leader.name, *replicas)}
+    plan = Plan("db.rolling-upgrade")
+    plan.facts += [m.line() for m in members]
+    for name, pkgs in versions.items():
+        plan.facts.append(f"{name}: " + ", ".join(
+            f"{p} {i}" + (f" -> {c}" if c != i else " (current)") for p, (i, c) in pkgs.items()))
+    if all(i == c for pkgs in versions.values() for i, c in pkgs.values()):
+        plan.notes.append("no newer packages: each member is restarted in turn all the same "
+                          "(what a settings change needing a restart also takes)")
+    scope = cluster.runners[leader.name].run(
+        f"sed -n 's/^scope: *//p' {PATRONI_CONFIG}", timeout=30).stdout.strip()
+
+    def upgrade(name: str) -> Callable[[], str]:
+        def run() -> str:
+            runner = cluster.runners[name]
+            installed = versions[name]
+            if any(i != c for i, c in installed.values()):
+                runner.run("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --only-upgrade "
+                           "-o Dpkg::Options::=--force-confold "
+                           + " ".join(shlex.quote(p) for p in installed), timeout=timeout_s)
+            t0 = time.monotonic()
+            runner.run(as_user("postgres", ["patronictl", "-c", PATRONI_CONFIG, "restart",
+                                            "--force", scope, name]), timeout=timeout_s)
+            cluster.wait(f"{name} streaming again", lambda ms: any(
+                m.name == name and (m.streaming or m.role == "Leader") for m in ms), timeout_s)
+            now = _versions(runner, packages)
+            return (f"{name} restarted and back in {time.monotonic() - t0:.1f} s: "
+                    + ", ".join(f"{p} {i}" for p, (i, _) in now.items()))
+        return run
+
+    def switch() -> str:
+        step = plan_switchover(cluster, replicas[0], timeout_s=timeout_s).steps[0]
+        return step.run() or "switched over"
+
+    def extension() -> str:
+        new = leader_of(cluster.members())
+        if new is None:
+            raise HaError("no leader to update the extension on")
+        out = cluster.runners[new.name].run(as_user("postgres", [
+            "psql", "-X", "-d", "lighthouse", "-v", "ON_ERROR_STOP=1", "-tAc",
+            "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"]), timeout=60)
+        before = out.stdout.strip()
+        if not before:
+            return "no timescaledb extension"
+        # first statement of its own session, as TimescaleDB asks; replicas follow by WAL
+        cluster.runners[new.name].run(as_user("postgres", [
+            "psql", "-X", "-d", "lighthouse", "-v", "ON_ERROR_STOP=1", "-c",
+            "ALTER EXTENSION timescaledb UPDATE"]), timeout=300)
+        after = cluster.runners[new.name].run(as_user("postgres", [
+            "psql", "-X", "-d", "lighthouse", "-tAc",
+            "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"]),
+            timeout=60).stdout.strip()
+        return f"timescaledb {before} -> {after} on {new.name}"
+
+    left = "the members not yet restarted run the old packages; the cluster works either way"
+    for name in replicas:
+        plan.steps.append(Step(f"upgrade and restart replica {name}", upgrade(name), left,
+                               "invoke db.cluster, then db.rolling-upgrade again (upgraded "
+                               "members are restarted once more, nothing else)"))
+    plan.steps.append(Step(f"switch over from {leader.name} to {replicas[0]}", switch,
+                           "the cluster picks a leader on its own (patronictl list shows it)",
+                           "invoke db.cluster, then db.rolling-upgrade again"))
+    plan.steps.append(Step(f"upgrade and restart {leader.name} (a replica now)",
+                           upgrade(leader.name), left, "db.rolling-upgrade again"))
+    plan.steps.append(Step("update the timescaledb extension on the leader", extension,
+                           "the extension's SQL is older than its library until it runs",
+                           "run ALTER EXTENSION timescaledb UPDATE on the leader"))
+    return plan

@@ -345,3 +345,14 @@ def migrate_to(c, source=None, target=None, inventory=None, target_host=None,
         sys.exit(f"db.migrate-to: refused, nothing changed: {exc}")
     except (RunbookAborted, RunbookFailed, MoveError) as exc:
         sys.exit(f"db.migrate-to: {exc}")
+
+
+@task(help={**HA_HELP, "dry_run": "show the members, their package versions and the plan",
+            "yes": "upgrade without asking"})
+def rolling_upgrade(c, inventory=None, dry_run=False, yes=False):
+    """Minor upgrades of PostgreSQL + TimescaleDB on the cluster: replicas first, a switchover,
+    then the old leader; the probers see only the switchover's pause (their spool)."""
+    from lighthouse_ops.ha.patroni import plan_rolling_upgrade
+
+    cl = _cluster(inventory)
+    _run_ha("db.rolling-upgrade", lambda: plan_rolling_upgrade(cl), dry_run, yes)
