@@ -331,9 +331,15 @@ class Mover:
             switch()
             self.report.switch_s = time.monotonic() - t
         except BaseException:
-            self._read_only(False)
-            self.say("source is writable again: nothing was switched, the probers replay "
-                     "their spools into it")
+            try:
+                self._read_only(False)
+            except (MoveError, psycopg.Error) as exc:  # keep the first failure the one raised
+                self.say(f"the source could NOT be made writable again ({exc}): run ALTER "
+                         "DATABASE … RESET default_transaction_read_only on it; the probers "
+                         "spool until then")
+            else:
+                self.say("source is writable again: nothing was switched, the probers replay "
+                         "their spools into it")
             raise
         self.report.read_only_s = time.monotonic() - started
         return self.report
