@@ -4,8 +4,9 @@ The seeds' option C2 (RDS) and any move to a vanilla server (capability level 3)
 or vanilla source, any level on the target (its own migrations pick the level it offers).
 
 1. **prepare**: the schema on the target (`lighthouse migrate`), the same tables and columns
-   on both sides, nothing of ours on the target yet (or only what an earlier run of this copy
-   left, which the copy then corrects), partitions for the whole history (vanilla target).
+   on both sides (tables the migrations did not make stay behind, named), nothing of ours on
+   the target yet (or only what an earlier run of this copy left, which the copy then
+   corrects), partitions for the whole history (vanilla target).
 2. **bulk** (live, the probers keep writing to the source): every time-keyed table copied one
    UTC day at a time (COPY text between the servers: enum arrays do not survive binary COPY
    between servers). A day whose digest already matches is skipped, so a second run resumes.
@@ -187,12 +188,20 @@ class Mover:
             raise MoveError(f"target: the schema could not be applied: "
                             f"{str(exc).strip().splitlines()[0]}") from None
         self.say(f"target schema: {len(applied)} migration(s) applied")
-        with _connect(self.target_dsn) as dst:
+        with _connect(self.source_dsn) as src, _connect(self.target_dsn) as dst:
             ours = tables(dst)
-        missing = sorted(set(theirs) - set(ours))
-        if missing:
-            raise MoveError(f"the target schema lacks {', '.join(missing)}: its Lighthouse "
-                            "release is older than the source's")
+            versions = [c.execute("SELECT max(version) FROM schema_migrations").fetchone()
+                        for c in (src, dst)]
+        if (versions[0] or (0,))[0] > (versions[1] or (0,))[0]:
+            raise MoveError(f"the source's schema is at version {versions[0][0]}, this "
+                            f"release's at {versions[1][0]}: run db.migrate-to from the "
+                            "source's release (or newer)")
+        # the schema's tables are what this release's migrations made on the target; any other
+        # table in the source's public schema is someone else's and stays behind
+        foreign = sorted(set(theirs) - set(ours))
+        if foreign:
+            self.say(f"not copied (not part of the Lighthouse schema): {', '.join(foreign)}")
+        theirs = {n: t for n, t in theirs.items() if n in ours}
         for name, t in theirs.items():
             if set(t.columns) != set(ours[name].columns):
                 raise MoveError(f"{name}: columns differ between source and target "

@@ -144,8 +144,12 @@ def test_a_live_move_loses_no_check_and_leaves_equal_copies(source_and_target, t
         count = "SELECT count(*) FROM check_history WHERE time > now() - interval '1 hour'"
         assert wait_for(lambda: scalar(source, count) >= 6, 30), prober.log()
         lines: list[str] = []
+        with psycopg.connect(source, autocommit=True) as conn:  # a table that is not ours
+            conn.execute("CREATE TABLE someone_elses AS SELECT 1 AS x")
         mover = Mover(source, dest, say=lines.append)
         mover.prepare()
+        assert "not copied (not part of the Lighthouse schema): someone_elses" in lines
+        assert "someone_elses" not in mover._tables
         assert set(mover._tables) >= {"check_history", "check_history_packed", "incidents",
                                       "check_rollup_hourly", "alert_history", "subscriptions"}
         mover.bulk()
