@@ -190,12 +190,12 @@ class Mover:
         self.say(f"target schema: {len(applied)} migration(s) applied")
         with _connect(self.source_dsn) as src, _connect(self.target_dsn) as dst:
             ours = tables(dst)
-            versions = [c.execute("SELECT max(version) FROM schema_migrations").fetchone()
-                        for c in (src, dst)]
-        if (versions[0] or (0,))[0] > (versions[1] or (0,))[0]:
-            raise MoveError(f"the source's schema is at version {versions[0][0]}, this "
-                            f"release's at {versions[1][0]}: run db.migrate-to from the "
-                            "source's release (or newer)")
+            theirs_v, ours_v = (int((c.execute("SELECT coalesce(max(version), 0) FROM "
+                                               "schema_migrations").fetchone() or (0,))[0])
+                                for c in (src, dst))
+        if theirs_v > ours_v:
+            raise MoveError(f"the source's schema is at version {theirs_v}, this release's at "
+                            f"{ours_v}: run db.migrate-to from the source's release (or newer)")
         # the schema's tables are what this release's migrations made on the target; any other
         # table in the source's public schema is someone else's and stays behind
         foreign = sorted(set(theirs) - set(ours))

@@ -248,8 +248,15 @@ def test_a_target_with_data_of_its_own_is_refused(source_and_target):
     assert mover.verify() == []
 
 
-def test_unreachable_ends_are_named(source_and_target):
-    source, _, _ = source_and_target
+def test_unreachable_ends_and_a_newer_source_are_named(source_and_target):
+    source, dest, _ = source_and_target
+    with psycopg.connect(source, autocommit=True) as conn:  # a later release migrated it
+        conn.execute("INSERT INTO schema_migrations (version, name, checksum, capability, "
+                     "execution_ms) VALUES (999, 'future', 'x', 'vanilla', 0)")
+    with pytest.raises(MoveError, match="source's schema is at version 999"):
+        Mover(source, dest, say=lambda _: None).prepare()
+    with psycopg.connect(source, autocommit=True) as conn:
+        conn.execute("DELETE FROM schema_migrations WHERE version = 999")
     with pytest.raises(MoveError, match="cannot connect"):
         Mover(source, "postgresql://x:y@127.0.0.1:1/none", say=lambda _: None).prepare()
     with psycopg.connect(source) as conn:
