@@ -133,7 +133,7 @@ def digests(conn: psycopg.Connection, t: Table) -> DayDigests:
     return {r[0]: (int(r[1]), int(r[2])) for r in rows}
 
 
-def digests_total(conn: psycopg.Connection, t: Table) -> int:
+def row_count(conn: psycopg.Connection, t: Table) -> int:
     row = conn.execute(sql.SQL("SELECT count(*) FROM {t}").format(t=t.ident)).fetchone()
     return int(row[0]) if row else 0
 
@@ -193,6 +193,7 @@ class Mover:
             theirs_v, ours_v = (int((c.execute("SELECT coalesce(max(version), 0) FROM "
                                                "schema_migrations").fetchone() or (0,))[0])
                                 for c in (src, dst))
+            held = sum(row_count(dst, t) for t in ours.values())
         if theirs_v > ours_v:
             raise MoveError(f"the source's schema is at version {theirs_v}, this release's at "
                             f"{ours_v}: run db.migrate-to from the source's release (or newer)")
@@ -206,8 +207,6 @@ class Mover:
             if set(t.columns) != set(ours[name].columns):
                 raise MoveError(f"{name}: columns differ between source and target "
                                 f"({sorted(set(t.columns) ^ set(ours[name].columns))})")
-        with _connect(self.target_dsn) as dst:
-            held = sum(digests_total(dst, t) for t in ours.values())
         if held and not self.resume:
             raise MoveError(f"the target already holds {held} rows: a move writes over every "
                             "table it copies. Pass --resume only if an earlier db.migrate-to "

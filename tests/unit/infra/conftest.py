@@ -14,21 +14,24 @@ from infra.config import load_stack_file, parse_stack_config, repo_stack_file
 STACKS = ("dev", "prod", "prod-ha", "prod-rds")
 
 
-def prod_ha_config():
+def prod_with(what: str, zones: list[str], **sections: dict):
+    """prod's own stack file with `sections` merged in and one zone per name in `zones`, as an
+    operator would turn the option on."""
     doc = yaml.safe_load(repo_stack_file("prod").read_text())["config"]
-    doc["lighthouse:database"] = {**doc["lighthouse:database"], "ha": "patroni"}
-    doc["lighthouse:network"] = {**doc["lighthouse:network"], "availabilityZones": [
-        "us-east-1a", "us-east-1b", "us-east-1c"]}
-    return parse_stack_config(doc, "prod", "Pulumi.prod.yaml (+ ha: patroni)")
+    for name, values in {**sections, "network": {"availabilityZones": zones}}.items():
+        key = f"lighthouse:{name}"
+        doc[key] = {**doc.get(key, {}), **values}
+    return parse_stack_config(doc, "prod", f"Pulumi.prod.yaml (+ {what})")
+
+
+def prod_ha_config():
+    return prod_with("ha: patroni", ["us-east-1a", "us-east-1b", "us-east-1c"],
+                     database={"ha": "patroni"})
 
 
 def prod_rds_config():
     """prod with the RDS migration target on (subnets in two zones for its subnet group)."""
-    doc = yaml.safe_load(repo_stack_file("prod").read_text())["config"]
-    doc["lighthouse:rds"] = {"enabled": True}
-    doc["lighthouse:network"] = {**doc["lighthouse:network"], "availabilityZones": [
-        "us-east-1a", "us-east-1b"]}
-    return parse_stack_config(doc, "prod", "Pulumi.prod.yaml (+ rds)")
+    return prod_with("rds", ["us-east-1a", "us-east-1b"], rds={"enabled": True})
 
 
 @pytest.fixture(scope="session")
