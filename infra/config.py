@@ -38,6 +38,10 @@ INTERFACE_ENDPOINT_SERVICES = (
     "ssm", "ssmmessages", "ec2messages", "logs", "monitoring", "secretsmanager", "kms",
 )
 OS_CHOICES = ("debian-12", "ubuntu-24.04")
+# gateway: AWS's managed NAT; instance: a t4g.nano doing the same for a fraction of the price
+NAT_CHOICES = ("none", "gateway", "instance")
+NAT_INSTANCE_TYPE = "t4g.nano"
+NAT_ROOT_GB = 8
 _T4G = re.compile(r"^t4g\.(nano|micro|small|medium|large|xlarge|2xlarge)$")
 _AZ = r"[a-z]{2}-[a-z]+-\d[a-z]"
 _WORLD = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
@@ -56,11 +60,24 @@ class NetworkConfig:
     # Architecture C: one zone per database member (the first also holds the probers)
     availability_zones: tuple[str, ...] = ()
     public_subnet: bool = True
+    # the db hosts in the private subnets, no public IPv4 (probers stay where publicSubnet says)
+    private_database: bool = False
+    # how private hosts reach apt mirrors and AWS APIs: a NAT in db-1's zone (a created VPC)
+    nat: str = "none"
     interface_endpoints: tuple[str, ...] = ()
 
     @property
     def create_vpc(self) -> bool:
         return self.vpc_id is None
+
+    @property
+    def database_public(self) -> bool:
+        """The db hosts get a public IPv4 (and sit in the public subnet)."""
+        return self.public_subnet and not self.private_database
+
+    @property
+    def any_private(self) -> bool:
+        return not self.database_public
 
 
 @dataclass(frozen=True)
@@ -162,6 +179,8 @@ class CostAssumptions:
     egress_gb_per_month: float = 1.0
     logs_usd_per_month: float = 0.0
     bucket_gb: float = 0.0
+    # what the private hosts send and fetch through a NAT gateway (apt, agent, SSM), per month
+    nat_gb_per_month: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -194,9 +213,11 @@ class StackConfig:
 
     @property
     def public_ip_count(self) -> int:
-        """Instances given a public IPv4 (all of them when placed in the public subnet)."""
-        return (self.database.member_count + self.probers.instance_count
-                ) if self.network.public_subnet else 0
+        """Public IPv4 addresses (each billed): hosts in the public subnet, and the NAT's."""
+        net = self.network
+        return (self.database.member_count * net.database_public
+                + self.probers.instance_count * net.public_subnet
+                + (net.nat != "none"))
 
     @property
     def archiving(self) -> bool:
@@ -405,6 +426,8 @@ def _network(r: _Reader) -> NetworkConfig:
         availability_zone=r.str("availabilityZone", None, pattern=_AZ),
         availability_zones=r.str_list("availabilityZones", item_pattern=_AZ),
         public_subnet=r.bool("publicSubnet", True),
+        private_database=r.bool("privateDatabase", False),
+        nat=r.str("nat", "none", choices=NAT_CHOICES) or "none",
         interface_endpoints=r.str_list("interfaceEndpoints", choices=INTERFACE_ENDPOINT_SERVICES),
     )
     r.done()
@@ -418,6 +441,16 @@ def _network(r: _Reader) -> NetworkConfig:
                      "availabilityZones (db-1's zone, which also holds the probers)")
     if len(set(cfg.availability_zones)) != len(cfg.availability_zones):
         raise r.fail("availabilityZones", "each zone at most once (one member per zone)")
+    if not cfg.create_vpc and cfg.nat != "none":
+        raise r.fail("nat", "only for a VPC the stack creates (an existing VPC's routes are "
+                     "its owner's)")
+    if cfg.create_vpc and cfg.any_private and cfg.nat == "none":
+        raise r.fail("nat", "gateway or instance: hosts in the private subnet (privateDatabase "
+                     "or publicSubnet: false) reach Debian's mirrors only through a NAT "
+                     "(interface endpoints serve AWS APIs, not apt)")
+    if cfg.create_vpc and cfg.nat != "none" and not cfg.any_private:
+        raise r.fail("nat", "nothing is private (privateDatabase: false, publicSubnet: true): "
+                     "a NAT would cost money for no host")
     return cfg
 
 
@@ -511,6 +544,7 @@ def _cost(r: _Reader) -> CostAssumptions:
         egress_gb_per_month=r.float("egressGbPerMonth", 1.0, 0, 1e6),
         logs_usd_per_month=r.float("logsUsdPerMonth", 0.0, 0, 1e6),
         bucket_gb=r.float("bucketGb", 0.0, 0, 1e7),
+        nat_gb_per_month=r.float("natGbPerMonth", 5.0, 0, 1e6),
     )
     r.done()
     return cfg

@@ -36,7 +36,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
-from infra.config import StackConfig
+from infra.config import NAT_INSTANCE_TYPE, NAT_ROOT_GB, StackConfig
 
 PRICES_FILE = Path(__file__).with_name("prices.json")
 CENT = Decimal("0.01")
@@ -76,6 +76,8 @@ class Prices:
     secrets_manager_secret_month: Decimal
     public_ipv4_hour: Decimal
     vpc_interface_endpoint_hour: Decimal
+    nat_gateway_hour: Decimal
+    nat_gateway_gb: Decimal
     source: str = ""
 
     def ec2_hourly_price(self, instance_type: str, spot: bool) -> Decimal:
@@ -240,7 +242,8 @@ def estimate(cfg: StackConfig, prices: Prices | None = None) -> CostBreakdown:
     """Estimated monthly cost of the resources the stack ``cfg`` creates.
 
     Counts what the seeds left out: root volumes, public IPv4 addresses (billed since
-    2024-02), the Secrets Manager secret, interface endpoints, every alarm and the dashboard.
+    2024-02, a NAT's too), the NAT, the Secrets Manager secret, interface endpoints, every
+    alarm and the dashboard.
     """
     p = prices or load_prices()
     db, probers, vol = cfg.database, cfg.probers, cfg.database.data_volume
@@ -281,7 +284,16 @@ def estimate(cfg: StackConfig, prices: Prices | None = None) -> CostBreakdown:
     if cfg.cost.egress_gb_per_month:
         items.append(LineItem.of("data transfer out", cfg.cost.egress_gb_per_month, "GB",
                                  p.data_transfer_out_gb))
-    if cfg.public_ip_count:
+    if cfg.network.nat == "gateway":
+        items.append(LineItem.of("nat gateway", p.hours_per_month, "hours", p.nat_gateway_hour))
+        items.append(LineItem.of("nat gateway data", cfg.cost.nat_gb_per_month, "GB",
+                                 p.nat_gateway_gb))
+    elif cfg.network.nat == "instance":
+        items.append(LineItem.of(f"nat instance {NAT_INSTANCE_TYPE}", p.hours_per_month,
+                                 "hours", p.ec2_hourly_price(NAT_INSTANCE_TYPE, False)))
+        items.append(LineItem.of("nat root volume gp3", NAT_ROOT_GB, "GB-month",
+                                 p.ebs_gp3_gb_month))
+    if cfg.public_ip_count:  # the NAT's address included
         items.append(LineItem.of("public ipv4", p.hours_per_month * cfg.public_ip_count,
                                  "hours", p.public_ipv4_hour))
     if cfg.network.interface_endpoints:

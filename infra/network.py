@@ -1,9 +1,10 @@
 """Network: an existing VPC/subnet from config, or a small VPC of our own.
 
-No NAT gateway (about $33/month before traffic). Instances reach apt mirrors and AWS APIs
-through a public IPv4 in the public subnet (no inbound rule admits the internet), or, in the
-private subnet, through VPC endpoints: S3 as a free gateway endpoint, SSM and friends as
-interface endpoints chosen in ``lighthouse:network.interfaceEndpoints`` (each costs money).
+Hosts in the public subnet reach apt mirrors and AWS APIs through their public IPv4 (no
+inbound rule admits the internet). Hosts in the private subnets (``privateDatabase``, or
+``publicSubnet: false``) go through the NAT ``lighthouse:network.nat`` names (infra/nat.py).
+S3 is a free gateway endpoint for both; SSM and friends can also be interface endpoints
+(``interfaceEndpoints``, each costs money) so that they keep working without the NAT.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pulumi_aws as aws
 
 from infra.common import COMPONENT_PREFIX, child, tags
 from infra.config import StackConfig
+from infra.nat import create_nat
 
 
 @dataclass(frozen=True)
@@ -23,12 +25,13 @@ class NetworkArgs:
 
 
 class Network(pulumi.ComponentResource):
-    """``subnet_id``/``availability_zone``: where the probers (and db-1) go;
-    ``member_subnet_ids``/``member_zones``: one per database member, db-1's first."""
+    """``member_subnet_ids``/``member_zones``: one per database member, db-1's first;
+    ``prober_subnet_id``/``availability_zone``: where the probers go (db-1's zone)."""
 
     vpc_id: pulumi.Output[str]
     vpc_cidr: pulumi.Output[str]
     subnet_id: pulumi.Output[str]
+    prober_subnet_id: pulumi.Output[str]
     availability_zone: pulumi.Output[str]
     member_subnet_ids: list[pulumi.Output[str]]
     member_zones: list[pulumi.Output[str]]
@@ -49,6 +52,7 @@ class Network(pulumi.ComponentResource):
             self.member_subnet_ids = [s.id for s in subnets[:members]]
             self.member_zones = [s.availability_zone for s in subnets[:members]]
             self.private_subnet_ids = [s.id for s in subnets]
+            self.prober_subnet_id = subnets[0].id
         else:
             self._create(cfg)
         self.subnet_id = self.member_subnet_ids[0]
@@ -76,7 +80,8 @@ class Network(pulumi.ComponentResource):
         private_rt = aws.ec2.RouteTable("private", vpc_id=vpc.id, tags=tags(cfg, "private"),
                                         opts=child(self))
         # Two /24s per zone: .2k public, .2k+1 private (zone 0: .0 and .1, the names a
-        # single-host stack always had); each host goes where publicSubnet says.
+        # single-host stack always had); the db hosts go private with privateDatabase, the
+        # probers where publicSubnet says.
         base = net.vpc_cidr.split("/")[0].rsplit(".", 2)[0]
         public, private = [], []
         for k, az in enumerate(zones):
@@ -112,10 +117,13 @@ class Network(pulumi.ComponentResource):
                     subnet_ids=[p.id for p in private],  # one per zone: a zone outage
                     security_group_ids=[endpoint_sg.id],  # leaves the others reachable
                     private_dns_enabled=True, tags=tags(cfg, service), opts=child(self))
+        if net.nat != "none":
+            create_nat(cfg, self, vpc.id, public[0].id, private_rt.id)
         self.vpc_id = vpc.id
         self.vpc_cidr = vpc.cidr_block
-        chosen = public if net.public_subnet else private
+        chosen = public if net.database_public else private
         self.member_subnet_ids = [s.id for s in chosen[:members]]
+        self.prober_subnet_id = (public if net.public_subnet else private)[0].id
         self.member_zones = zones[:members]
         self.private_subnet_ids = [s.id for s in private]
 

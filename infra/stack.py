@@ -41,22 +41,22 @@ def build(cfg: StackConfig) -> dict[str, Any]:
     sgs = SecurityGroups("security", SecurityGroupsArgs(cfg, network.vpc_id))
     secrets = Secrets("secrets", SecretsArgs(cfg))
     backup = Backup("backup", BackupArgs(cfg))
-    public_ip = cfg.network.public_subnet
     # Architecture A: the prober runs on the db host, which then also needs the prober SG.
     db_sgs: list[pulumi.Input[str]] = (
         [sgs.db_sg_id, sgs.prober_sg_id] if cfg.probers.architecture == "A" else [sgs.db_sg_id])
     members = [DatabaseHost("database" if host == "db-1" else f"database{host[2:]}",
                             DatabaseHostArgs(
         cfg, subnet_id=subnet, availability_zone=zone, security_group_ids=db_sgs,
-        bucket_arn=backup.bucket_arn, secret_arn=secrets.secret_arn, public_ip=public_ip,
+        bucket_arn=backup.bucket_arn, secret_arn=secrets.secret_arn,
+        public_ip=cfg.network.database_public,
         hostname=host))
         for host, subnet, zone in zip(cfg.database.hostnames, network.member_subnet_ids,
                                       network.member_zones, strict=True)]
     db = members[0]
     probers = ProberFleet("probers", ProberFleetArgs(
-        cfg, subnet_id=network.subnet_id, availability_zone=network.availability_zone,
+        cfg, subnet_id=network.prober_subnet_id, availability_zone=network.availability_zone,
         security_group_id=sgs.prober_sg_id, secret_arn=secrets.secret_arn,
-        public_ip=public_ip))
+        public_ip=cfg.network.public_subnet))
     instance_ids = {host: m.instance_id for host, m in zip(cfg.database.hostnames, members,
                                                            strict=True)}
     instance_ids |= {f"prober-{i + 1}": pid for i, pid in enumerate(probers.instance_ids)}

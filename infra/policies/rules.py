@@ -43,6 +43,7 @@ ADMIN_PORTS = (22, 5432)
 WORLD = ("0.0.0.0/0", "::/0")
 PROTECTED_TYPES = (VOLUME, BACKUP_VAULT, BUCKET, SECRET, RDS_INSTANCE)
 DEFAULT_PROTECTED_STACKS = ("prod",)
+DEFAULT_PRIVATE_STACKS = ("prod",)
 
 
 # --- resource policies ---------------------------------------------------------------------
@@ -187,6 +188,18 @@ def check_prod_protection(args: StackValidationArgs, report: ReportViolation) ->
                    res.urn)
 
 
+def check_prod_database_private(args: StackValidationArgs, report: ReportViolation) -> None:
+    """In private-database stacks (config ``privateStacks``, default prod) no db host has a
+    public IPv4. Unset is refused too: it defers to the subnet, which may map one on launch."""
+    private = tuple(args.get_config().get("privateStacks", DEFAULT_PRIVATE_STACKS))
+    for res in args.resources:
+        if (res.resource_type == INSTANCE and stack_of(res.urn) in private
+                and (res.props.get("tags") or {}).get("role") == "db"
+                and res.props.get("associatePublicIpAddress") is not False):
+            report(f"Database instance {res.name} must have no public IPv4 in this stack "
+                   "(lighthouse:network.privateDatabase: true).", res.urn)
+
+
 def check_members_apart(args: StackValidationArgs, report: ReportViolation) -> None:
     """A database cluster (more than one instance tagged role=db) has each member in its own
     availability zone: two in one zone lose the etcd quorum together with that zone."""
@@ -232,6 +245,12 @@ STACK_POLICIES = (
         config_schema=PolicyConfigSchema(properties={"protectedStacks": {
             "type": "array", "items": {"type": "string"},
             "default": list(DEFAULT_PROTECTED_STACKS)}})),
+    StackValidationPolicy(
+        name="prod-database-private", validate=check_prod_database_private,
+        description="No database host has a public IPv4 in prod.",
+        config_schema=PolicyConfigSchema(properties={"privateStacks": {
+            "type": "array", "items": {"type": "string"},
+            "default": list(DEFAULT_PRIVATE_STACKS)}})),
 )
 ALL_POLICIES = (*RESOURCE_POLICIES, *STACK_POLICIES)
 for _policy in ALL_POLICIES:

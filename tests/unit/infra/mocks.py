@@ -55,6 +55,7 @@ class LighthouseMocks(pulumi.runtime.Mocks):
         if typ == "aws:ec2/instance:Instance":
             rid = f"i-{n:017x}"
             state["privateIp"] = f"10.40.0.{10 + n % 200}"
+            state["primaryNetworkInterfaceId"] = f"eni-{n:017x}"
             state["arn"] = self._arn("ec2", f"instance/{rid}")
         elif typ == "aws:ebs/volume:Volume":
             rid = f"vol-{n:017x}"

@@ -20,6 +20,10 @@ def test_committed_stacks():
     assert (prod.database.instance_type, prod.database.spot, prod.database.data_volume.size_gb,
             prod.monitoring.alarms, prod.backup.enabled, prod.deletion_protection) == (
         "t4g.small", False, 100, True, True, True)
+    # prod's db host is private behind a NAT instance, its prober public; dev all public
+    assert (prod.network.database_public, prod.network.public_subnet, prod.network.nat) == (
+        False, True, "instance")
+    assert (dev.network.database_public, dev.network.nat) == (True, "none")
 
 
 def test_defaults_are_safe():
@@ -47,6 +51,14 @@ def test_defaults_are_safe():
     ({"backup": {"schedule": "daily"}}, "lighthouse:backup.schedule"),
     ({"deletionProtection": True, "database": {"spot": True}}, "lighthouse:database.spot"),
     ({"nonsense": 1}, "unknown key(s) lighthouse:nonsense"),
+    ({"network": {"privateDatabase": True}},
+     "lighthouse:network.nat: gateway or instance: hosts in the private subnet"),
+    ({"network": {"publicSubnet": False, "interfaceEndpoints": ["ssm"]}},
+     "reach Debian's mirrors only through a NAT"),
+    ({"network": {"nat": "gateway"}}, "lighthouse:network.nat: nothing is private"),
+    ({"network": {"vpcId": "vpc-0abc", "subnetIds": ["subnet-0a"], "nat": "instance",
+                  "privateDatabase": True}}, "only for a VPC the stack creates"),
+    ({"network": {"nat": "yes"}}, "expected one of none, gateway, instance"),
 ])
 def test_errors_name_file_and_key(sections, message):
     with pytest.raises(ConfigError) as err:

@@ -76,7 +76,7 @@ def test_cost_output_is_the_cost_model_estimate(run):
     expected = cost.estimate(run.cfg)
     assert run.outputs["estimated_monthly_cost_usd"] == float(expected.monthly)
     ha = run.cfg.database.ha == "patroni"
-    prod = 105.72 if ha else 99.53 if run.cfg.rds.enabled else 48.21
+    prod = 102.13 if ha else 103.24 if run.cfg.rds.enabled else 51.92
     assert run.outputs["estimated_monthly_cost_usd"] == {"dev": 11.93, "prod": prod}[
         run.cfg.stack]
     assert run.outputs["cost_breakdown"] == expected.format()
@@ -85,8 +85,17 @@ def test_cost_output_is_the_cost_model_estimate(run):
     if alarms:
         assert expected.item("cloudwatch alarms").quantity == len(alarms)
     instances = run.of_type("aws:ec2/instance:Instance")
-    assert expected.item("root volumes gp3").quantity == 8 * len(instances)
-    assert expected.item("public ipv4").quantity == 730 * len(instances)
+    hosts = [i for i in instances if i.inputs["tags"]["role"] != "nat"]
+    assert expected.item("root volumes gp3").quantity == 8 * len(hosts)
+    # every public IPv4 is billed: the hosts given one, and the NAT's (an instance's or an EIP)
+    public = [i for i in instances if i.inputs["associatePublicIpAddress"]]
+    eips = run.of_type("aws:ec2/eip:Eip")
+    assert expected.item("public ipv4").quantity == 730 * (len(public) + len(eips))
+    nat = [i for i in instances if i.inputs["tags"]["role"] == "nat"]
+    if run.cfg.network.nat == "instance":
+        assert len(nat) == 1 and expected.item("nat instance t4g.nano").quantity == 730
+        assert expected.item("nat root volume gp3").quantity == nat[0].inputs[
+            "rootBlockDevice"]["volumeSize"]
     volumes = run.of_type("aws:ebs/volume:Volume")
     name = "data volume gp3" + (f" x{len(volumes)}" if ha else "")
     assert expected.item(name).quantity == sum(v.inputs["size"] for v in volumes)
@@ -139,18 +148,44 @@ def test_every_resource_is_parented_to_a_component(run):
             assert r.parent in components, r.urn
 
 
-def test_network_has_no_nat_gateway_and_a_free_s3_endpoint(run):
-    assert run.of_type("aws:ec2/natGateway:NatGateway") == []
+def test_network_a_free_s3_endpoint_and_the_db_host_where_the_stack_says(run):
     endpoints = run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
     assert [(e.inputs["serviceName"], e.inputs["vpcEndpointType"]) for e in endpoints] == [
         ("com.amazonaws.us-east-1.s3", "Gateway")]
     vpc = run.one("aws:ec2/vpc:Vpc")
     assert vpc.inputs["cidrBlock"] == run.cfg.network.vpc_cidr
     db = run.one("aws:ec2/instance:Instance", "db")
-    assert db.inputs["associatePublicIpAddress"] is True
     public = run.one("aws:ec2/subnet:Subnet", "public")
-    assert db.inputs["subnetId"] == public.id
     assert public.inputs["mapPublicIpOnLaunch"] is False
+    assert run.of_type("aws:ec2/natGateway:NatGateway") == []
+    if run.cfg.network.database_public:  # dev
+        assert db.inputs["associatePublicIpAddress"] is True
+        assert db.inputs["subnetId"] == public.id
+        assert run.of_type("aws:ec2/route:Route") == []
+        return
+    # prod: the db host private, its egress through the NAT instance in the public subnet
+    assert db.inputs["associatePublicIpAddress"] is False
+    private_rt = run.one("aws:ec2/routeTable:RouteTable", "private")
+    assert db.inputs["subnetId"] == run.one("aws:ec2/subnet:Subnet", "private").id
+    nat = run.one("aws:ec2/instance:Instance", "nat")
+    assert nat.inputs["subnetId"] == public.id
+    assert nat.inputs["associatePublicIpAddress"] is True
+    assert nat.inputs["sourceDestCheck"] is False
+    assert nat.inputs["instanceType"] == "t4g.nano"
+    route = run.one("aws:ec2/route:Route", "private-default")
+    assert route.inputs["routeTableId"] == private_rt.id
+    assert route.inputs["destinationCidrBlock"] == "0.0.0.0/0"
+    assert route.inputs["networkInterfaceId"] == nat.state["primaryNetworkInterfaceId"]
+    init = json.loads(nat.inputs["userData"].split("\n", 1)[1])
+    rules = next(f["content"] for f in init["write_files"] if f["path"] == "/etc/nftables.conf")
+    cidr = run.cfg.network.vpc_cidr
+    assert f"ip saddr {cidr} ip daddr != {cidr} masquerade" in rules
+    assert ["systemctl", "disable", "--now", "ssh"] in init["runcmd"]
+    # the probers keep their public IPv4 and subnet: checks do not hairpin through the NAT
+    for prober in (i for i in run.of_type("aws:ec2/instance:Instance")
+                   if i.name.startswith("prober-")):
+        assert prober.inputs["subnetId"] == public.id
+        assert prober.inputs["associatePublicIpAddress"] is True
 
 
 def test_main_reads_pulumi_config_and_exports(monkeypatch):

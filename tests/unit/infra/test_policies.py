@@ -114,7 +114,27 @@ def test_policy_pack_module_is_separate():
         "ebs-volume-encrypted", "instance-disks-encrypted", "instance-imdsv2",
         "no-world-open-admin-ports", "buckets-encrypted-private", "volumes-backed-up",
         "prod-deletion-protection", "db-members-in-distinct-zones",
-        "rds-encrypted-private-backed-up"}
+        "rds-encrypted-private-backed-up", "prod-database-private"}
+
+
+def test_a_public_ip_on_a_prod_db_host_is_refused(prod, dev):
+    """The recorded prod stack gives its db host none; give it one (or leave it to the subnet)
+    and the stack is refused; dev's db host has one and passes."""
+    recs = _records(prod)
+    for value in (True, None):
+        broken = [dataclasses.replace(r, props={**r.props, "associatePublicIpAddress": value})
+                  if r.resource_type == rules.INSTANCE and r.name == "db" else r for r in recs]
+        found = evaluate(to_policy_resources(broken))
+        assert [(v.policy, v.urn.rsplit("::", 1)[1]) for v in found] == [
+            ("prod-database-private", "db")]
+    # the probers' and the NAT's public addresses are theirs to have
+    assert any(r.props.get("associatePublicIpAddress") is True for r in recs
+               if r.resource_type == rules.INSTANCE)
+    assert evaluate(to_policy_resources(_records(dev))) == []
+    assert any(r.props.get("associatePublicIpAddress") is True for r in _records(dev)
+               if r.resource_type == rules.INSTANCE and r.props["tags"]["role"] == "db")
+    # which stacks are held to it is the pack's config
+    assert evaluate(to_policy_resources(broken), {"privateStacks": ["staging"]}) == []
 
 
 def test_cluster_members_sharing_a_zone_are_refused(prod_ha):
