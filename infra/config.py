@@ -38,6 +38,9 @@ INTERFACE_ENDPOINT_SERVICES = (
     "ssm", "ssmmessages", "ec2messages", "logs", "monitoring", "secretsmanager", "kms",
 )
 OS_CHOICES = ("debian-12", "ubuntu-24.04")
+# what the prober's wheelhouse is built for on each image (t4g: Graviton, arm64)
+OS_PYTHON = {"debian-12": "3.11", "ubuntu-24.04": "3.12"}
+HOST_ARCH = "aarch64"
 # gateway: AWS's managed NAT; instance: a t4g.nano doing the same for a fraction of the price
 NAT_CHOICES = ("none", "gateway", "instance")
 NAT_INSTANCE_TYPE = "t4g.nano"

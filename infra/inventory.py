@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from infra.config import AGENT_NAMESPACE, DUMPS_PREFIX, StackConfig
+from infra.config import AGENT_NAMESPACE, DUMPS_PREFIX, HOST_ARCH, OS_PYTHON, StackConfig
 
 SSH_USERS = {"debian-12": "admin", "ubuntu-24.04": "ubuntu"}
 
@@ -63,6 +63,10 @@ def render_inventory(cfg: StackConfig, dbs: Sequence[HostFacts], probers: Sequen
             "ansible_aws_ssm_bucket_name": bucket,
             "ansible_user": SSH_USERS[cfg.database.os],
             "lighthouse_stack": cfg.stack,
+            # the hosts' interpreter and CPU: what `invoke aws.release` builds the wheelhouse
+            # for (the prober role checks the host's Python against it)
+            "prober_python_version": OS_PYTHON[cfg.database.os],
+            "lighthouse_host_arch": HOST_ARCH,
             "lighthouse_aws_region": cfg.region,
             # the probers' fleet.location (prober role): one location per region
             "lighthouse_location": cfg.region,

@@ -668,7 +668,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"lighthouse: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    setup_logging(cfg.logging.level, cfg.logging.format)
+    # only the service writes the shipped file: an operator's command run as root would leave
+    # it owned by root, where the service could no longer open it
+    log_file = cfg.logging.file if args.command == "run" else ""
+    try:
+        setup_logging(cfg.logging.level, cfg.logging.format, log_file)
+    except OSError as exc:
+        print(f"lighthouse: cannot start: logging.file: cannot open {log_file}: "
+              f"{exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return COMMANDS[args.command](cfg, args)
     except CliError as exc:

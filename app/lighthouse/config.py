@@ -137,6 +137,8 @@ class FleetConfig:
 class LoggingConfig:
     level: str = "INFO"
     format: str = "kv"  # "kv" (key=value) | "json"
+    # `lighthouse run` also writes its log here ("": stderr only), for a shipper to read
+    file: str = ""
 
 
 @dataclass(slots=True)
@@ -301,6 +303,9 @@ def _validate(cfg: Config) -> None:
         url = getattr(cfg.alerting, key)
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"{cfg.source}: alerting.{key}: must be an http(s) URL, got {url!r}")
+    if cfg.logging.file and not cfg.logging.file.startswith("/"):
+        raise ConfigError(f"{cfg.source}: logging.file: an absolute path (or empty), got "
+                          f"{cfg.logging.file!r}")
     if cfg.http.logo_url and not cfg.http.logo_url.startswith(("https://", "http://", "/")):
         raise ConfigError(f"{cfg.source}: http.logo_url: must be an http(s) URL or a path, "
                           f"got {cfg.http.logo_url!r}")

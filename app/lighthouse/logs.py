@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
+import os
 import sys
 import time
 from typing import Any
@@ -43,11 +45,28 @@ class KeyValueFormatter(logging.Formatter):
         return redact(" ".join(f"{k}={_fmt_value(v)}" for k, v in fields.items()))
 
 
-def setup(level: str = "INFO", fmt: str = "kv") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(KeyValueFormatter(as_json=fmt == "json"))
+class ShippedFileHandler(logging.handlers.WatchedFileHandler):
+    """The same lines into a file a log shipper reads (the CloudWatch agent on AWS): reopened
+    when logrotate moves it away, and group-readable (0640) although the service's umask is
+    0077 - the shipper reads as a member of the service's group, never as its owner."""
+
+    def _open(self):
+        stream = super()._open()
+        os.fchmod(stream.fileno(), 0o640)
+        return stream
+
+
+def setup(level: str = "INFO", fmt: str = "kv", file: str = "") -> None:
+    """Log to stderr (the journal under systemd) and, with ``file``, to that file too.
+    OSError when the file cannot be opened (the caller names the setting)."""
+    formatter = KeyValueFormatter(as_json=fmt == "json")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if file:
+        handlers.append(ShippedFileHandler(file, encoding="utf-8"))
+    for handler in handlers:
+        handler.setFormatter(formatter)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "mail.log", "psycopg.pool"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

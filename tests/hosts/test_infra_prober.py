@@ -90,6 +90,34 @@ def test_prober_is_a_fleet_member_with_a_fresh_heartbeat(base_url: str, sandbox,
     assert counts[0] != "0" and counts[1] == "0"
 
 
+def test_log_file_is_written_group_readable_and_followed_across_rotation(prober, sandbox,
+                                                                          site: Converged
+                                                                          ) -> None:
+    """prober_log_file (what the CloudWatch agent ships on AWS): the hardened unit writes it
+    into its LogsDirectory, 0640 for the agent's group; after logrotate moves it the prober
+    writes the next line into a new file of the same mode."""
+    log = "/var/log/lighthouse/prober.log"
+    d = prober.file("/var/log/lighthouse")
+    assert (d.user, d.group, d.mode) == ("lighthouse", "lighthouse", 0o750)
+    f = prober.file(log)
+    assert (f.user, f.group, f.mode) == ("lighthouse", "lighthouse", 0o640)
+    assert "msg=\"prober started\"" in f.content_string
+    prober.run_expect([0], "logrotate -f /etc/logrotate.d/lighthouse-prober")
+    assert prober.file(f"{log}.1").exists
+    # a changed monitor is logged ("monitor updated", NOTIFY): the line the new file gets
+    ((monitor,),) = psql(sandbox, "UPDATE subscriptions SET name = name "
+                                  "WHERE name = 'demo: web page on db-1' RETURNING id")
+    line = f'msg="monitor updated" monitor={monitor}'
+    deadline = time.monotonic() + 30
+    while not (prober.file(log).exists and line in prober.file(log).content_string):
+        assert time.monotonic() < deadline, "no line in the new log file within 30 s"
+        time.sleep(0.5)
+    assert prober.file(log).mode == 0o640
+    # a new file, not the old one reopened: the start-up line stayed behind in .1
+    assert "prober started" in prober.file(f"{log}.1").content_string
+    assert "prober started" not in prober.file(log).content_string
+
+
 def test_metrics_exposed(base_url: str) -> None:
     with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as resp:  # noqa: S310
         text = resp.read().decode()

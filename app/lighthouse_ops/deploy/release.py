@@ -29,6 +29,11 @@ CACHE_DIR = REPO_ROOT / ".sandbox" / "build"
 # What goes into the wheel (pyproject's hatch config); the digest covers exactly these.
 WHEEL_SOURCES = ("pyproject.toml", "app/lighthouse", "app/lighthouse_ops", "sql")
 DEFAULT_PLATFORMS = ("manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2_28_x86_64")
+# wheel platform tags per host CPU: the sandbox's (x86_64) and AWS t4g's (aarch64)
+PLATFORMS = {
+    "x86_64": DEFAULT_PLATFORMS,
+    "aarch64": ("manylinux_2_17_aarch64", "manylinux2014_aarch64", "manylinux_2_28_aarch64"),
+}
 
 
 class ReleaseError(RuntimeError):
@@ -160,9 +165,32 @@ def build_wheelhouse(
 
 
 def build_release(python_version: str = "3.13", root: Path = REPO_ROOT,
-                  cache: Path = CACHE_DIR) -> Release:
+                  cache: Path = CACHE_DIR, arch: str = "x86_64") -> Release:
+    """The wheel and a wheelhouse for hosts running CPython `python_version` on `arch`."""
+    if arch not in PLATFORMS:
+        raise ReleaseError(f"no wheel platforms known for host CPU {arch!r} "
+                           f"(known: {', '.join(PLATFORMS)})")
     wheel, digest = build_wheel(root, cache)
     version, _ = wheel_requirements(wheel)
-    wheelhouse = build_wheelhouse(locked_requirements(root), python_version, cache=cache)
+    wheelhouse = build_wheelhouse(locked_requirements(root), python_version,
+                                  platforms=PLATFORMS[arch], cache=cache)
     return Release(version=version, digest=digest, wheel=wheel, wheelhouse=wheelhouse,
                    python_version=python_version)
+
+
+def stack_hosts_target(inventory: Path) -> tuple[str, str]:
+    """(Python major.minor, CPU) of a stack's hosts, from its generated inventory (the stack
+    decides them by image: infra.config.OS_PYTHON, HOST_ARCH)."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(inventory.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ReleaseError(f"{inventory}: cannot read the inventory: {exc}") from None
+    top = (doc.get("all") or {}).get("vars") or {} if isinstance(doc, dict) else {}
+    python, arch = top.get("prober_python_version"), top.get("lighthouse_host_arch")
+    if not python or not arch:
+        raise ReleaseError(f"{inventory}: no prober_python_version / lighthouse_host_arch in "
+                           "all.vars: regenerate it with `pulumi stack output "
+                           "ansible_inventory > inventories/aws/hosts.yml`")
+    return str(python), str(arch)

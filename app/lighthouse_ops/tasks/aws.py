@@ -93,6 +93,25 @@ def _run(region: str | None, inventory: str | None, *, with_host: bool = True):
     return run
 
 
+@aws_task(output="where to write the release variables (JSON for `-e @FILE`)")
+def release(c, inventory=None, output="release.json"):
+    """Build the prober release for the stack's hosts: the wheel, and a wheelhouse for the
+    Python and CPU the generated inventory names (t4g: aarch64; Debian 12: 3.11)."""
+    import json
+
+    from lighthouse_ops.deploy.release import ReleaseError, build_release, stack_hosts_target
+
+    inv = Path(inventory) if inventory else DEFAULT_INVENTORY
+    try:
+        python, arch = stack_hosts_target(inv)
+        rel = build_release(python, arch=arch)
+    except ReleaseError as exc:
+        sys.exit(f"aws.release: {exc}")
+    Path(output).write_text(json.dumps(rel.ansible_vars(), indent=1) + "\n")
+    print(f"release {rel.name} for CPython {python} on {arch}: {output} "
+          f"(ansible-playbook -i {inv.parent} playbooks/site.yml -e @{output})")
+
+
 def _guard(name: str, body):
     """Run a task body; refusals, aborts and failures end with a clear message and exit 1."""
     from botocore.exceptions import BotoCoreError, ClientError

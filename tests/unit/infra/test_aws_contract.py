@@ -318,14 +318,37 @@ def test_the_cost_model_counts_the_metrics_the_hosts_publish(run, inventory):
     assert agent + host_metrics == run.cfg.custom_metric_count
 
 
-def test_db_logs_ship_to_the_stacks_log_group_with_retention(run, inventory):
+PROBER_UNIT = ROOT / "roles/prober/templates/lighthouse-prober.service.j2"
+PROBER_LOGROTATE = ROOT / "roles/prober/templates/logrotate.j2"
+DB_LOGS = {"/var/log/postgresql/postgresql-*.log", "/var/log/pgbackrest/*.log"}
+
+
+def test_every_hosts_logs_ship_to_the_stacks_log_group_with_retention(run, inventory):
+    """PostgreSQL's and pgBackRest's logs from every db host, and from every prober host the
+    very file its rendered prober config writes (architecture A: all three on db-1); the
+    agent can read each (group), the prober's unit may write it, logrotate rotates it."""
     group = run.one("aws:cloudwatch/logGroup:LogGroup").inputs
     assert group["retentionInDays"] == run.cfg.monitoring.log_retention_days
-    config, _ = agent_config(inventory, "db-1")
-    shipped = {f["file_path"]: f["log_group_name"]
-               for f in config["logs"]["logs_collected"]["files"]["collect_list"]}
-    assert set(shipped) == {"/var/log/postgresql/postgresql-*.log", "/var/log/pgbackrest/*.log"}
-    assert set(shipped.values()) == {group["name"]}
+    for host in inventory["_meta"]["hostvars"]:
+        config, variables = agent_config(inventory, host)
+        shipped = {f["file_path"]: f["log_group_name"]
+                   for f in config["logs"]["logs_collected"]["files"]["collect_list"]}
+        expected, readers = set(), set()
+        if host in inventory["db"]["hosts"]:
+            expected |= DB_LOGS
+            readers.add("postgres")
+        if host in inventory["prober"]["hosts"]:
+            pv = {**hostvars(inventory, host, "prober"), "prober_db_password": "x" * 20}
+            prober_log = yaml.safe_load(render(PROBER_TEMPLATE, pv))["logging"]["file"]
+            expected.add(prober_log)
+            readers.add(pv["prober_group"])
+            unit = render(PROBER_UNIT, pv)
+            assert f"LogsDirectory={Path(prober_log).parent.name}\n" in unit
+            assert Path(prober_log).parent == Path("/var/log") / Path(prober_log).parent.name
+            assert render(PROBER_LOGROTATE, pv).count(f"{prober_log} {{") == 1
+        assert set(shipped) == expected, host
+        assert set(shipped.values()) == {group["name"]}
+        assert set(expand(variables, "{{ cloudwatch_agent_log_reader_groups }}")) == readers
 
 
 def expand(variables: dict, expression: str):
@@ -498,3 +521,37 @@ def test_one_heartbeat_alarm_for_the_cluster_and_host_alarms_per_member(prod_ha)
     result = [q for q in queries if q.get("returnData")]
     assert len(result) == 1 and result[0]["expression"] == "MAX([m1, m2, m3])"
     assert set(alarms) == set(run.cfg.alarm_names)
+
+
+def test_the_release_is_built_for_the_python_and_cpu_of_the_hosts_the_stack_makes(
+        run, inventory, tmp_path, monkeypatch):
+    """inventory -> `invoke aws.release` -> wheelhouse: the stack's image decides the Python
+    (Debian 12: 3.11) and t4g the CPU; the wheels are fetched for exactly those, and the prober
+    role's host-Python check reads the same value on every prober host."""
+    from infra.config import OS_PYTHON
+    from lighthouse_ops.deploy import release
+
+    hosts = tmp_path / "hosts.yml"  # what the `inventory` fixture resolved
+    python, arch = release.stack_hosts_target(hosts)
+    assert (python, arch) == (OS_PYTHON[run.cfg.database.os], "aarch64")
+    argv: list[list[str]] = []
+    monkeypatch.setattr(release, "_run", lambda a, what: argv.append(a))
+    release.build_wheelhouse("x==1 --hash=sha256:00\n", python, release.PLATFORMS[arch],
+                             cache=tmp_path / "cache")
+    (pip,) = argv
+    assert pip[pip.index("--python-version") + 1] == python
+    platforms = [pip[i + 1] for i, a in enumerate(pip) if a == "--platform"]
+    assert platforms and all(p.endswith("_aarch64") for p in platforms)
+    for host in inventory["prober"]["hosts"]:
+        assert hostvars(inventory, host, "prober")["prober_python_version"] == python
+
+
+def test_a_release_for_an_old_inventory_or_an_unknown_cpu_is_refused(tmp_path):
+    from lighthouse_ops.deploy import release
+
+    old = tmp_path / "hosts.yml"
+    old.write_text("all:\n  vars:\n    lighthouse_stack: prod\n")
+    with pytest.raises(release.ReleaseError, match="regenerate it with `pulumi stack output"):
+        release.stack_hosts_target(old)
+    with pytest.raises(release.ReleaseError, match="no wheel platforms known for host CPU"):
+        release.build_release("3.11", arch="riscv64")
