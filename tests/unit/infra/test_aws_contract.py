@@ -6,30 +6,37 @@ dev (architecture A, prober on the db host) and prod (B, separate probers)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import subprocess
 import sys
 import urllib.parse
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
+from ansible import constants as ansible_constants
 from ansible.parsing.dataloader import DataLoader
-from ansible.plugins.loader import add_all_plugin_dirs
+from ansible.plugins.loader import add_all_plugin_dirs, init_plugin_loader
 from ansible.template import Templar, trust_as_template
 from lighthouse import config as lighthouse_config
 
 from infra.config import AGENT_NAMESPACE
 
 ROOT = Path(__file__).resolve().parents[3]
+# the in-process Templar resolves collection plugins (amazon.aws's lookup) only once the
+# collection loader knows the paths, as ansible-playbook sets it up
+init_plugin_loader(ansible_constants.COLLECTIONS_PATHS)
 GROUP_VARS = ROOT / "inventories" / "aws" / "group_vars"
 AGENT_TEMPLATE = ROOT / "roles/cloudwatch_agent/templates/amazon-cloudwatch-agent.json.j2"
 HBA_TEMPLATE = ROOT / "roles/timescaledb/templates/pg_hba.conf.j2"
 PROBER_TEMPLATE = ROOT / "roles/prober/templates/prober.yaml.j2"
 HOST_METRICS_UNIT = ROOT / "roles/host_metrics/templates/lighthouse-host-metrics.service.j2"
-LOOKUP = re.compile(r"lookup\('amazon\.aws\.aws_secret',\s*(?P<args>[^)]*)\)")
+LOOKUP = re.compile(r"lookup\('amazon\.aws\.secretsmanager_secret',\s*(?P<args>[^)]*)\)")
 # facts the templates' defaults read on a host (t4g: aarch64)
 FACTS = {"ansible_architecture": "aarch64", "ansible_managed": "Ansible managed",
          "ansible_default_ipv4": {"address": "10.0.0.10"}}
@@ -208,7 +215,23 @@ def test_every_host_reports_root_and_the_db_host_its_data_mount(run, inventory):
             assert run.cfg.monitoring.data_mount_path in mounts
 
 
+@contextlib.contextmanager
+def moto_secrets(region: str):
+    """moto's Secrets Manager for this process (the lookup plugin runs in it), fake keys."""
+    import boto3
+    from moto import mock_aws
+
+    keys = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    with mock.patch.dict(os.environ, keys), mock_aws():
+        yield boto3.client("secretsmanager", region_name=region)
+
+
 def test_the_secret_lookup_reads_the_password_out_of_the_stack_json(run, inventory):
+    with contextlib.ExitStack() as stack:
+        _secret_lookup(run, inventory, stack)
+
+
+def _secret_lookup(run, inventory, stack: contextlib.ExitStack) -> None:
     group_vars = yaml.safe_load((GROUP_VARS / "all.yml").read_text())
     lookup = LOOKUP.search(group_vars["lighthouse_db_secret"])
     assert lookup and lookup["args"].split(",")[0].strip() == "lighthouse_db_secret_id"
@@ -217,11 +240,11 @@ def test_the_secret_lookup_reads_the_password_out_of_the_stack_json(run, invento
     assert variables["lighthouse_db_secret_id"] == run.one(
         "aws:secretsmanager/secret:Secret").inputs["name"]
     assert variables["lighthouse_aws_region"] == run.cfg.region
-    # what Secrets Manager returns for that id: the stack's secret string
+    # the stack's secret string in (moto's) Secrets Manager under the stack's name and region,
+    # read by the real amazon.aws lookup the group_vars name
     stored = run.one("aws:secretsmanager/secretVersion:SecretVersion").inputs["secretString"]
-    variables["lighthouse_db_secret"] = LOOKUP.sub("_aws_secret_string",
-                                                   group_vars["lighthouse_db_secret"])
-    variables["_aws_secret_string"] = stored
+    secrets = stack.enter_context(moto_secrets(run.cfg.region))
+    secrets.create_secret(Name=variables["lighthouse_db_secret_id"], SecretString=stored)
     templar = Templar(loader=DataLoader(), variables=_trusted(variables))
     for name in ("timescaledb_app_password", "prober_db_password"):
         expression = "{{ " + name + " }}"
@@ -528,8 +551,9 @@ def test_the_release_is_built_for_the_python_and_cpu_of_the_hosts_the_stack_make
     """inventory -> `invoke aws.release` -> wheelhouse: the stack's image decides the Python
     (Debian 12: 3.11) and t4g the CPU; the wheels are fetched for exactly those, and the prober
     role's host-Python check reads the same value on every prober host."""
-    from infra.config import OS_PYTHON
     from lighthouse_ops.deploy import release
+
+    from infra.config import OS_PYTHON
 
     hosts = tmp_path / "hosts.yml"  # what the `inventory` fixture resolved
     python, arch = release.stack_hosts_target(hosts)
