@@ -79,14 +79,16 @@ def sandbox_capability_or_skip() -> None:
         pytest.skip(f"this machine cannot run sandbox hosts: {exc}")
 
 
-RESHAPING = ("tests/hosts/test_migrate_to_sandbox.py", "tests/hosts/test_fleet_sandbox.py")
+RESHAPING = ("tests/hosts/test_migrate_to_sandbox.py", "tests/hosts/test_fleet_sandbox.py",
+             "tests/hosts/test_aws_rehearsal.py")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Two modules reshape the shared sandbox: the move to another database (the prober left on
-    prober-1's server, db-1 read-only) and the fleet proof (more probers, other locations, fast
-    monitors; its own converge points the probers back at db-1). They run in that order after
-    every other host test, so none of those sees either."""
+    """Three modules reshape the shared sandbox: the move to another database (the prober left
+    on prober-1's server, db-1 read-only), the fleet proof (more probers, other locations, fast
+    monitors; its own converge points the probers back at db-1) and the AWS rehearsal (back to
+    one prober; the stack's password, CA and location). They run in that order after every
+    other host test, so none of those sees any of them."""
     fleet = sorted((i for i in items if i.nodeid.startswith(RESHAPING)),
                    key=lambda i: [k for k, m in enumerate(RESHAPING) if i.nodeid.startswith(m)])
     if not fleet:

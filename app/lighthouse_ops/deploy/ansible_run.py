@@ -73,9 +73,10 @@ def changed_tasks(output: str) -> list[tuple[str, str]]:
     return seen
 
 
-def ansible_env(secrets_dir: Path | None = None) -> dict[str, str]:
+def ansible_env(secrets_dir: Path | None = None,
+                extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-           "ANSIBLE_FORCE_COLOR": "0", "PYTHONUNBUFFERED": "1"}
+           "ANSIBLE_FORCE_COLOR": "0", "PYTHONUNBUFFERED": "1", **(extra or {})}
     if secrets_dir is not None:
         secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         env["LIGHTHOUSE_SECRETS_DIR"] = str(secrets_dir)
@@ -92,9 +93,11 @@ def run_playbook(
     echo: bool = True,
     check: bool = True,
     options: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> PlaybookResult:
     """Run playbooks/<playbook>; stream its output (echo) and return the parsed recap.
-    options: extra ansible-playbook flags, e.g. ("--check", "--diff")."""
+    options: extra ansible-playbook flags, e.g. ("--check", "--diff"); env: added to the
+    controller's environment (what lookups, which run there, read: AWS endpoint, keys)."""
     argv = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory),
             str(PLAYBOOKS / playbook), *options]
     if limit:
@@ -108,7 +111,7 @@ def run_playbook(
     lines: list[str] = []
     try:
         with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env=ansible_env(secrets_dir), cwd=REPO_ROOT) as proc:
+                              env=ansible_env(secrets_dir, env), cwd=REPO_ROOT) as proc:
             assert proc.stdout is not None
             for line in proc.stdout:
                 lines.append(line)

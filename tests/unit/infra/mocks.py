@@ -179,6 +179,19 @@ class StackRun:
     def by_urn(self, urn: str) -> Recorded:
         return next(r for r in self.records if r.urn == urn)
 
+    def alarm_metrics(self) -> list[tuple[str, str, str, dict]]:
+        """(alarm, namespace, metric, dimensions) of every metric an alarm reads, a
+        metric-math alarm's queries included."""
+        out = []
+        for a in self.of_type("aws:cloudwatch/metricAlarm:MetricAlarm"):
+            if "namespace" in a.inputs:
+                out.append((a.name, a.inputs["namespace"], a.inputs["metricName"],
+                            a.inputs["dimensions"]))
+            for q in a.inputs.get("metricQueries", []):
+                if m := q.get("metric"):
+                    out.append((a.name, m["namespace"], m["metricName"], m["dimensions"]))
+        return out
+
 
 def fresh_event_loop() -> None:
     """Give Pulumi's runtime a current event loop.
@@ -190,10 +203,11 @@ def fresh_event_loop() -> None:
     asyncio.set_event_loop(asyncio.new_event_loop())
 
 
-def run_stack(cfg: StackConfig) -> StackRun:
-    """Build the whole program for ``cfg`` under mocks; resolve every output."""
+def run_stack(cfg: StackConfig, mocks: LighthouseMocks | None = None) -> StackRun:
+    """Build the whole program for ``cfg`` under mocks (default: LighthouseMocks for its
+    region); resolve every output."""
     fresh_event_loop()
-    mocks = LighthouseMocks(cfg.region)
+    mocks = mocks or LighthouseMocks(cfg.region)
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="lighthouse", stack=cfg.stack, preview=False,
                              monitor=monitor)

@@ -38,8 +38,7 @@ PROBER_TEMPLATE = ROOT / "roles/prober/templates/prober.yaml.j2"
 HOST_METRICS_UNIT = ROOT / "roles/host_metrics/templates/lighthouse-host-metrics.service.j2"
 LOOKUP = re.compile(r"lookup\('amazon\.aws\.secretsmanager_secret',\s*(?P<args>[^)]*)\)")
 # facts the templates' defaults read on a host (t4g: aarch64)
-FACTS = {"ansible_architecture": "aarch64", "ansible_managed": "Ansible managed",
-         "ansible_default_ipv4": {"address": "10.0.0.10"}}
+FACTS = {"ansible_architecture": "aarch64", "ansible_managed": "Ansible managed"}
 
 
 def _trusted(value: Any) -> Any:
@@ -154,20 +153,6 @@ def agent_metrics(config: dict) -> set[tuple[str, str, frozenset[str]]]:
 def agent_config(inventory: dict, host: str) -> tuple[dict, dict]:
     variables = hostvars(inventory, host, "cloudwatch_agent")
     return json.loads(render(AGENT_TEMPLATE, variables)), variables
-
-
-def alarm_metrics(run) -> list[tuple[str, str, str, dict]]:
-    """(alarm, namespace, metric, dimensions) of every metric an alarm reads, a metric-math
-    alarm's queries included."""
-    out = []
-    for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm"):
-        if "namespace" in a.inputs:
-            out.append((a.name, a.inputs["namespace"], a.inputs["metricName"],
-                        a.inputs["dimensions"]))
-        for q in a.inputs.get("metricQueries", []):
-            if m := q.get("metric"):
-                out.append((a.name, m["namespace"], m["metricName"], m["dimensions"]))
-    return out
 
 
 def test_every_agent_alarm_reads_a_metric_its_host_publishes(alarmed, tmp_path):
@@ -287,6 +272,18 @@ def test_pg_hba_admits_the_probers_and_nothing_wider(run, inventory):
                 run.outputs["db_private_ip"]
 
 
+def test_each_db_host_listens_and_is_certified_on_the_address_the_probers_dial(run, inventory):
+    """Found by the sandbox rehearsal: the listen address came from the default route's fact,
+    which a host without one lacks; it is the stack's private IP, which the DSN names."""
+    for host, ip in zip(inventory["db"]["hosts"], run.outputs["db_private_ips"], strict=True):
+        templar = Templar(loader=DataLoader(),
+                          variables=_trusted(hostvars(inventory, host, "timescaledb")))
+        listen = templar.template(trust_as_template("{{ timescaledb_listen_addresses }}"))
+        san = templar.template(trust_as_template("{{ timescaledb_tls_san }}"))
+        assert listen == ["127.0.0.1", ip], host
+        assert f"IP:{ip}" in san.split(","), (host, san)
+
+
 def test_committed_group_vars_decide_nothing_the_stack_decides(run, inventory):
     generated = yaml.safe_load(run.outputs["ansible_inventory"])["all"]
     decided = set(generated["vars"])
@@ -319,7 +316,7 @@ def test_host_metrics_publish_under_the_instance_id_the_alarms_select(alarmed, t
         instance = re.search(r"--instance-id (\S+)", unit)[1]
         assert instance == variables["ansible_host"]  # the host's own EC2 id
         publishing[instance] = published_host_metrics(variables)
-    read = [(alarm, metric, dims) for alarm, namespace, metric, dims in alarm_metrics(run)
+    read = [(alarm, metric, dims) for alarm, namespace, metric, dims in run.alarm_metrics()
             if namespace == hm.NAMESPACE]
     assert read
     for alarm, metric, dims in read:
