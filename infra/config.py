@@ -47,6 +47,7 @@ NAT_INSTANCE_TYPE = "t4g.nano"
 NAT_ROOT_GB = 8
 _T4G = re.compile(r"^t4g\.(nano|micro|small|medium|large|xlarge|2xlarge)$")
 _AZ = r"[a-z]{2}-[a-z]+-\d[a-z]"
+_REGION = r"[a-z]{2}(-gov)?-[a-z]+-\d"
 _WORLD = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 
 
@@ -116,6 +117,20 @@ class DatabaseConfig:
 
 
 @dataclass(frozen=True)
+class ProberRegion:
+    """More probers in another region (another fleet location): their own VPC there, peered
+    with the stack's, so they reach the db host's private address on 5432."""
+
+    region: str
+    count: int = 1
+    vpc_cidr: str = ""
+
+    def hostname(self, i: int) -> str:
+        """Inventory (and fleet) name of the i-th prober here, 0-based."""
+        return f"prober-{self.region}-{i + 1}"
+
+
+@dataclass(frozen=True)
 class ProberConfig:
     architecture: str = "A"  # A = co-located on the db host, B = separate instances
     count: int = 1
@@ -123,11 +138,17 @@ class ProberConfig:
     spot: bool = False
     http_port: int = 8080
     http_allowed_cidrs: tuple[str, ...] = ()
+    regions: tuple[ProberRegion, ...] = ()
 
     @property
     def instance_count(self) -> int:
-        """Separate prober instances to create (0 when co-located)."""
+        """Separate prober instances to create in the stack's region (0 when co-located)."""
         return self.count if self.architecture == "B" else 0
+
+    @property
+    def remote_count(self) -> int:
+        """Prober instances in the other regions."""
+        return sum(r.count for r in self.regions)
 
 
 @dataclass(frozen=True)
@@ -184,6 +205,9 @@ class CostAssumptions:
     bucket_gb: float = 0.0
     # what the private hosts send and fetch through a NAT gateway (apt, agent, SSM), per month
     nat_gb_per_month: float = 5.0
+    # per prober in another region: its check results to the database, and the replies
+    # (500 monitors at 60 s: ~22 M rows a month, ~3 GB on the wire)
+    inter_region_gb_per_prober: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -220,6 +244,7 @@ class StackConfig:
         net = self.network
         return (self.database.member_count * net.database_public
                 + self.probers.instance_count * net.public_subnet
+                + self.probers.remote_count  # always in their region's public subnet
                 + (net.nat != "none"))
 
     @property
@@ -275,8 +300,9 @@ class StackConfig:
         def agent(mounts: int) -> int:
             return 2 * mounts + 3
         host_metrics = len(hm.ALL) - (0 if self.archiving else len(hm.ARCHIVE_METRICS))
+        # probers in other regions publish into the stack's region too (agent config region)
         return (self.database.member_count * (agent(2) + host_metrics)
-                + self.probers.instance_count * agent(1))
+                + (self.probers.instance_count + self.probers.remote_count) * agent(1))
 
 
 @dataclass(frozen=True)
@@ -497,11 +523,32 @@ def _probers(r: _Reader) -> ProberConfig:
         spot=r.bool("spot", False),
         http_port=r.int("httpPort", 8080, 1024, 65535),
         http_allowed_cidrs=r.cidrs("httpAllowedCidrs"),
+        regions=_prober_regions(r),
     )
     r.done()
     if cfg.architecture == "B" and cfg.count < 1:
         raise r.fail("count", "architecture B needs at least one prober instance")
+    if cfg.regions and cfg.architecture != "B":
+        raise r.fail("regions", "probers in other regions need architecture B")
     return cfg
+
+
+def _prober_regions(r: _Reader) -> tuple[ProberRegion, ...]:
+    raw = r.raw("regions", [])
+    if not isinstance(raw, list):
+        raise r.fail("regions", f"expected a list of {{region, count, vpcCidr}}, got {raw!r}")
+    out = []
+    for i, item in enumerate(raw):
+        one = _Reader(item, r.source, f"{r.path}.regions[{i}]")
+        out.append(ProberRegion(
+            region=one.str("region", None, pattern=_REGION) or "",
+            count=one.int("count", 1, 1, 10),
+            vpc_cidr=one.str("vpcCidr", None, pattern=r"\d+\.\d+\.0\.0/16") or ""))
+        one.done()
+        if not out[-1].region or not out[-1].vpc_cidr:
+            raise one.fail("region" if not out[-1].region else "vpcCidr",
+                           "required (e.g. region: eu-west-1, vpcCidr: 10.42.0.0/16)")
+    return tuple(out)
 
 
 def _backup(r: _Reader) -> BackupConfig:
@@ -548,6 +595,7 @@ def _cost(r: _Reader) -> CostAssumptions:
         logs_usd_per_month=r.float("logsUsdPerMonth", 0.0, 0, 1e6),
         bucket_gb=r.float("bucketGb", 0.0, 0, 1e7),
         nat_gb_per_month=r.float("natGbPerMonth", 5.0, 0, 1e6),
+        inter_region_gb_per_prober=r.float("interRegionGbPerProber", 3.0, 0, 1e6),
     )
     r.done()
     return cfg
@@ -586,7 +634,7 @@ def parse_stack_config(config: Mapping[str, Any], stack: str, source: str) -> St
         names = ", ".join(f"{NAMESPACE}:{k}" for k in unknown)
         raise ConfigError(f"{source}: unknown key(s) {names}")
     region = config.get("aws:region")
-    if not isinstance(region, str) or not re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-\d", region):
+    if not isinstance(region, str) or not re.fullmatch(_REGION, region):
         raise ConfigError(f"{source}: aws:region: required, e.g. us-east-1 (got {region!r})")
     top = _Reader(ours, source, NAMESPACE)
     deletion_protection = top.bool("deletionProtection", False)
@@ -609,6 +657,7 @@ def parse_stack_config(config: Mapping[str, Any], stack: str, source: str) -> St
         rds=_rds(_Reader(ours.get("rds"), source, f"{NAMESPACE}:rds")),
     )
     _check_topology(cfg, source)
+    _check_prober_regions(cfg, source)
     if cfg.deletion_protection and cfg.database.spot:
         raise ConfigError(
             f"{source}: {NAMESPACE}:database.spot: spot instances cannot have termination "
@@ -644,6 +693,29 @@ def _check_topology(cfg: StackConfig, source: str) -> None:
         raise ConfigError(
             f"{source}: {NAMESPACE}:probers.architecture: ha: patroni needs architecture B "
             "(a prober on a member would go down with it and pin the cluster to one host)")
+
+
+def _check_prober_regions(cfg: StackConfig, source: str) -> None:
+    """Each other region once, not the stack's own, with a VPC range that overlaps neither
+    the stack's VPC nor another region's (peered VPCs cannot overlap); the stack's VPC must be
+    its own (the peering routes go into its route tables)."""
+    if not cfg.probers.regions:
+        return
+    key = f"{source}: {NAMESPACE}:probers.regions"
+    if not cfg.network.create_vpc:
+        raise ConfigError(f"{key}: needs the stack's own VPC (network.vpcCidr, no vpcId): the "
+                          "routes to the peered regions go into its route tables")
+    seen = {cfg.region: ipaddress.ip_network(cfg.network.vpc_cidr)}
+    for r in cfg.probers.regions:
+        if r.region in seen:
+            raise ConfigError(f"{key}: {r.region} is listed twice or is the stack's own region "
+                              f"({cfg.region}, whose probers are probers.count)")
+        net = ipaddress.ip_network(r.vpc_cidr)
+        for other, used in seen.items():
+            if net.overlaps(used):
+                raise ConfigError(f"{key}: {r.region}'s vpcCidr {net} overlaps {other}'s "
+                                  f"{used}: peered VPCs need distinct ranges")
+        seen[r.region] = net
 
 
 def load_stack_file(path: str | Path, stack: str | None = None) -> StackConfig:

@@ -70,6 +70,7 @@ class Prices:
     rds_backup_gb_month: Decimal
     s3_standard_gb_month: Decimal
     data_transfer_out_gb: Decimal
+    inter_region_gb: Decimal  # between regions (over a cross-region VPC peering too)
     cloudwatch_alarm_month: Decimal
     cloudwatch_dashboard_month: Decimal
     cloudwatch_metric_month: Decimal
@@ -257,7 +258,17 @@ def estimate(cfg: StackConfig, prices: Prices | None = None) -> CostBreakdown:
             f"probers {probers.instance_type}{' spot' if probers.spot else ''}",
             p.hours_per_month * probers.instance_count, "hours",
             p.ec2_hourly_price(probers.instance_type, probers.spot)))
-    instances = members + probers.instance_count
+    if probers.remote_count:
+        # at the price file's region's rates: other regions' are often 5-25 % higher
+        items.append(LineItem.of(
+            f"remote probers {probers.instance_type}{' spot' if probers.spot else ''}",
+            p.hours_per_month * probers.remote_count, "hours",
+            p.ec2_hourly_price(probers.instance_type, probers.spot)))
+        # their results (and the database's replies) cross regions over the peering
+        items.append(LineItem.of("inter-region transfer",
+                                 _d(cfg.cost.inter_region_gb_per_prober) * probers.remote_count,
+                                 "GB", p.inter_region_gb))
+    instances = members + probers.instance_count + probers.remote_count
     items.append(LineItem.of("root volumes gp3", db.root_volume_gb * instances, "GB-month",
                              p.ebs_gp3_gb_month))
     # every member holds all the data on a volume of its own

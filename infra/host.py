@@ -34,7 +34,9 @@ SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 CLOUDWATCH_AGENT_POLICY = "arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy"
 
 
-def lookup_ami(os_name: str, parent: pulumi.Resource) -> pulumi.Output[str]:
+def lookup_ami(os_name: str, parent: pulumi.Resource,
+               provider: pulumi.ProviderResource | None = None) -> pulumi.Output[str]:
+    """The newest arm64 image of os_name (in the provider's region: AMI ids are regional)."""
     spec = AMIS[os_name]
     ami = aws.ec2.get_ami_output(
         most_recent=True, owners=[spec.owner],
@@ -44,7 +46,7 @@ def lookup_ami(os_name: str, parent: pulumi.Resource) -> pulumi.Output[str]:
             aws.ec2.GetAmiFilterArgs(name="virtualization-type", values=["hvm"]),
             aws.ec2.GetAmiFilterArgs(name="root-device-type", values=["ebs"]),
         ],
-        opts=pulumi.InvokeOptions(parent=parent))
+        opts=pulumi.InvokeOptions(parent=parent, provider=provider))
     return ami.id
 
 

@@ -23,6 +23,9 @@ class HostFacts:
     instance_id: str
     private_ip: str
     data_volume_id: str | None = None
+    # a prober in another region (probers.regions): its name and region
+    hostname: str | None = None
+    region: str | None = None
 
 
 def render_inventory(cfg: StackConfig, dbs: Sequence[HostFacts], probers: Sequence[HostFacts],
@@ -50,10 +53,15 @@ def render_inventory(cfg: StackConfig, dbs: Sequence[HostFacts], probers: Sequen
                 "timescaledb_hba_allowed_cidrs": [] if cfg.probers.architecture == "A"
                 else [f"{p.private_ip}/32" for p in probers]}
 
-    prober_hosts: dict[str, dict] = {
-        f"prober-{i + 1}": {"ansible_host": p.instance_id, "private_ip": p.private_ip,
-                            "cloudwatch_agent_mount_points": ["/"]}
-        for i, p in enumerate(probers)}
+    def prober_vars(facts: HostFacts) -> dict:
+        out = {"ansible_host": facts.instance_id, "private_ip": facts.private_ip,
+               "cloudwatch_agent_mount_points": ["/"]}
+        if facts.region:  # another region: another fleet location, its own SSM endpoint
+            out |= {"lighthouse_location": facts.region, "ansible_aws_ssm_region": facts.region}
+        return out
+
+    prober_hosts: dict[str, dict] = {p.hostname or f"prober-{i + 1}": prober_vars(p)
+                                     for i, p in enumerate(probers)}
     if cfg.probers.architecture == "A":
         prober_hosts = {"db-1": {}}
     doc = {"all": {

@@ -37,6 +37,8 @@ class Network(pulumi.ComponentResource):
     member_zones: list[pulumi.Output[str]]
     # one per zone (RDS's subnet group): the created private subnets, or the given subnets
     private_subnet_ids: list[pulumi.Output[str]]
+    # the created VPC's route tables (public, private): routes to peered regions go in both
+    route_table_ids: list[pulumi.Output[str]]
 
     def __init__(self, name: str, args: NetworkArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -53,6 +55,7 @@ class Network(pulumi.ComponentResource):
             self.member_zones = [s.availability_zone for s in subnets[:members]]
             self.private_subnet_ids = [s.id for s in subnets]
             self.prober_subnet_id = subnets[0].id
+            self.route_table_ids = []  # not ours (config refuses probers.regions here)
         else:
             self._create(cfg)
         self.subnet_id = self.member_subnet_ids[0]
@@ -121,6 +124,7 @@ class Network(pulumi.ComponentResource):
             create_nat(cfg, self, vpc.id, public[0].id, private_rt.id)
         self.vpc_id = vpc.id
         self.vpc_cidr = vpc.cidr_block
+        self.route_table_ids = [public_rt.id, private_rt.id]
         chosen = public if net.database_public else private
         self.member_subnet_ids = [s.id for s in chosen[:members]]
         self.prober_subnet_id = (public if net.public_subnet else private)[0].id

@@ -27,16 +27,19 @@ class ProberFleetArgs:
 class ProberFleet(pulumi.ComponentResource):
     instance_ids: list[pulumi.Output[str]]
     private_ips: list[pulumi.Output[str]]
+    profile_name: pulumi.Output[str] | None  # also worn by the probers in other regions
 
     def __init__(self, name: str, args: ProberFleetArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{COMPONENT_PREFIX}:ProberFleet", name, None, opts)
         cfg, p = args.cfg, args.cfg.probers
         self.instance_ids, self.private_ips = [], []
+        self.profile_name = None
         if p.instance_count:
             profile = host.instance_role(
                 "prober", cfg, self, host.read_secret_statement(args.secret_arn).apply(
                     lambda st: [st, host.SEND_SMS_STATEMENT]))
+            self.profile_name = profile.name
             ami = host.lookup_ami(cfg.database.os, self)
             for i in range(p.instance_count):
                 hostname = f"prober-{i + 1}"

@@ -19,6 +19,7 @@ from infra.monitoring import Monitoring, MonitoringArgs
 from infra.network import Network, NetworkArgs
 from infra.probers import ProberFleet, ProberFleetArgs
 from infra.rds import RdsDatabase, RdsDatabaseArgs
+from infra.regions import RemoteProbers, RemoteProbersArgs
 from infra.secrets import Secrets, SecretsArgs
 from infra.security import SecurityGroups, SecurityGroupsArgs
 
@@ -57,6 +58,18 @@ def build(cfg: StackConfig) -> dict[str, Any]:
         cfg, subnet_id=network.prober_subnet_id, availability_zone=network.availability_zone,
         security_group_id=sgs.prober_sg_id, secret_arn=secrets.secret_arn,
         public_ip=cfg.network.public_subnet))
+    remote = [RemoteProbers(f"probers-{where.region}", RemoteProbersArgs(
+        cfg, where, vpc_id=network.vpc_id, route_table_ids=network.route_table_ids,
+        db_sg_id=sgs.db_sg_id, profile_name=probers.profile_name or ""))
+        for where in cfg.probers.regions]
+    # every prober host: (name, region or None for the stack's own, instance id, private IP)
+    prober_hosts: list[tuple[str, str | None, pulumi.Output[str], pulumi.Output[str]]] = [
+        (f"prober-{i + 1}", None, iid, ip) for i, (iid, ip) in
+                    enumerate(zip(probers.instance_ids, probers.private_ips, strict=True))]
+    prober_hosts += [(name, where.region, iid, ip)
+                     for where, fleet in zip(cfg.probers.regions, remote, strict=True)
+                     for name, iid, ip in zip(fleet.hostnames, fleet.instance_ids,
+                                              fleet.private_ips, strict=True)]
     instance_ids = {host: m.instance_id for host, m in zip(cfg.database.hostnames, members,
                                                            strict=True)}
     instance_ids |= {f"prober-{i + 1}": pid for i, pid in enumerate(probers.instance_ids)}
@@ -72,14 +85,16 @@ def build(cfg: StackConfig) -> dict[str, Any]:
     n = len(members)
     facts = [m.instance_id for m in members] + [m.private_ip for m in members] + [
         m.data_volume_id for m in members]
+    prober_ids = pulumi.Output.all(*[iid for _, _, iid, _ in prober_hosts])
+    prober_ips = pulumi.Output.all(*[ip for _, _, _, ip in prober_hosts])
     inventory = pulumi.Output.all(
-        backup.bucket_name, secrets.secret_name, pulumi.Output.all(*probers.instance_ids),
-        pulumi.Output.all(*probers.private_ips), backup.vault_name, backup.role_arn,
-        rds.address if rds else None, *facts,
+        backup.bucket_name, secrets.secret_name, prober_ids, prober_ips, backup.vault_name,
+        backup.role_arn, rds.address if rds else None, *facts,
     ).apply(lambda v: render_inventory(
         cfg, [HostFacts(*f) for f in zip(v[7:7 + n], v[7 + n:7 + 2 * n], v[7 + 2 * n:],
                                          strict=True)],
-        [HostFacts(i, ip) for i, ip in zip(v[2], v[3], strict=True)],
+        [HostFacts(i, ip, hostname=name if region else None, region=region)
+         for (name, region, _, _), i, ip in zip(prober_hosts, v[2], v[3], strict=True)],
         bucket=v[0], secret_name=v[1], backup_vault=v[4], backup_role_arn=v[5],
         rds_address=v[6]))
     return {
@@ -92,8 +107,10 @@ def build(cfg: StackConfig) -> dict[str, Any]:
         "db_private_ips": pulumi.Output.all(*[m.private_ip for m in members]),
         "data_volume_ids": pulumi.Output.all(*[m.data_volume_id for m in members]),
         "db_availability_zones": pulumi.Output.all(*[m.availability_zone for m in members]),
-        "prober_instance_ids": pulumi.Output.all(*probers.instance_ids),
-        "prober_private_ips": pulumi.Output.all(*probers.private_ips),
+        # every prober host, the stack's region's first, then probers.regions in order
+        "prober_instance_ids": prober_ids,
+        "prober_private_ips": prober_ips,
+        "prober_locations": {name: region or cfg.region for name, region, _, _ in prober_hosts},
         "backup_vault_name": backup.vault_name,
         "backup_role_arn": backup.role_arn,
         "backup_bucket": backup.bucket_name,

@@ -14,11 +14,12 @@ from infra.config import load_stack_file, parse_stack_config, repo_stack_file
 STACKS = ("dev", "prod", "prod-ha", "prod-rds")
 
 
-def prod_with(what: str, zones: list[str], **sections: dict):
-    """prod's own stack file with `sections` merged in and one zone per name in `zones`, as an
-    operator would turn the option on."""
+def prod_with(what: str, zones: list[str] | None, **sections: dict):
+    """prod's own stack file with `sections` merged in and one zone per name in `zones` (None:
+    prod's one zone), as an operator would turn the option on."""
     doc = yaml.safe_load(repo_stack_file("prod").read_text())["config"]
-    for name, values in {**sections, "network": {"availabilityZones": zones}}.items():
+    network = {**sections.pop("network", {}), **({"availabilityZones": zones} if zones else {})}
+    for name, values in {**sections, "network": network}.items():
         key = f"lighthouse:{name}"
         doc[key] = {**doc.get(key, {}), **values}
     return parse_stack_config(doc, "prod", f"Pulumi.prod.yaml (+ {what})")
@@ -34,6 +35,16 @@ def prod_rds_config():
     return prod_with("rds", ["us-east-1a", "us-east-1b"], rds={"enabled": True})
 
 
+# two more locations: one prober in eu-west-1, two in ap-southeast-2
+PROBER_REGIONS = [{"region": "eu-west-1", "vpcCidr": "10.42.0.0/16"},
+                  {"region": "ap-southeast-2", "count": 2, "vpcCidr": "10.43.0.0/16"}]
+
+
+def prod_regions_config():
+    """prod with probers in two more regions (probers.regions), peered with prod's VPC."""
+    return prod_with("probers.regions", None, probers={"regions": PROBER_REGIONS})
+
+
 @pytest.fixture(scope="session")
 def stacks():
     # pulumi_aws warns about its own deprecated S3 classes at import time: not ours to fix.
@@ -45,6 +56,7 @@ def stacks():
                  for name in ("dev", "prod")}
         built["prod-ha"] = run_stack(prod_ha_config())
         built["prod-rds"] = run_stack(prod_rds_config())
+        built["prod-regions"] = run_stack(prod_regions_config())
         return built
 
 
@@ -71,3 +83,8 @@ def dev(stacks):
 @pytest.fixture
 def prod(stacks):
     return stacks["prod"]
+
+
+@pytest.fixture
+def prod_regions(stacks):
+    return stacks["prod-regions"]

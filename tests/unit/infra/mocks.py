@@ -36,6 +36,7 @@ class Recorded:
     dependencies: dict[str, list[str]] = field(default_factory=dict)
     additional_secret_outputs: list[str] = field(default_factory=list)
     secret_inputs: set[str] = field(default_factory=set)
+    provider: str = ""  # "<provider urn>::<id>" when one is given explicitly
 
 
 class LighthouseMocks(pulumi.runtime.Mocks):
@@ -43,6 +44,7 @@ class LighthouseMocks(pulumi.runtime.Mocks):
         self.region = region
         self.calls: list[tuple[str, dict]] = []
         self.counter = 0
+        self.subnets: dict[str, str] = {}  # id -> CIDR
 
     def _arn(self, service: str, resource: str) -> str:
         return f"arn:aws:{service}:{self.region}:{ACCOUNT}:{resource}"
@@ -54,7 +56,9 @@ class LighthouseMocks(pulumi.runtime.Mocks):
         rid = f"{args.name}-{n:04d}"
         if typ == "aws:ec2/instance:Instance":
             rid = f"i-{n:017x}"
-            state["privateIp"] = f"10.40.0.{10 + n % 200}"
+            # an address in its subnet (a given subnet outside the stack: 10.40.0.0/24)
+            subnet = self.subnets.get(inputs.get("subnetId", ""), "10.40.0.0/24")
+            state["privateIp"] = f"{subnet.rsplit('.', 1)[0]}.{10 + n % 200}"
             state["primaryNetworkInterfaceId"] = f"eni-{n:017x}"
             state["arn"] = self._arn("ec2", f"instance/{rid}")
         elif typ == "aws:ebs/volume:Volume":
@@ -95,6 +99,7 @@ class LighthouseMocks(pulumi.runtime.Mocks):
             rid = f"vpc-{n:017x}"
         elif typ == "aws:ec2/subnet:Subnet":
             rid = f"subnet-{n:017x}"
+            self.subnets[rid] = inputs["cidrBlock"]
         elif typ == "aws:ec2/securityGroup:SecurityGroup":
             rid = f"sg-{n:017x}"
         state.setdefault("arn", self._arn("mock", f"{typ}/{args.name}"))
@@ -138,7 +143,7 @@ class RecordingMonitor(MockMonitor):
             parent=request.parent,
             dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
             additional_secret_outputs=list(request.additionalSecretOutputs),
-            secret_inputs=_secret_keys(request.object))
+            secret_inputs=_secret_keys(request.object), provider=request.provider)
         return response
 
 

@@ -81,16 +81,17 @@ def dev_with_alarms():
         return run_stack(cfg)
 
 
-@pytest.fixture(params=["dev", "prod", "prod-ha", "dev-with-alarms"])
+@pytest.fixture(params=["dev", "prod", "prod-ha", "dev-with-alarms", "prod-regions"])
 def run(request, stacks, dev_with_alarms):
-    """Overrides the package's `run`: the committed stacks, prod as a Patroni cluster (C) and
-    dev with alarms."""
+    """Overrides the package's `run`: the committed stacks, prod as a Patroni cluster (C), dev
+    with alarms and prod with probers in two more regions."""
     return dev_with_alarms if request.param == "dev-with-alarms" else stacks[request.param]
 
 
-@pytest.fixture(params=["prod", "prod-ha", "dev-with-alarms"])
+@pytest.fixture(params=["prod", "prod-ha", "dev-with-alarms", "prod-regions"])
 def alarmed(request, stacks, dev_with_alarms):
-    """The stacks with alarms and a dashboard, one per architecture (A, B, C)."""
+    """The stacks with alarms and a dashboard, one per architecture (A, B, C), and B with
+    probers in other regions."""
     return dev_with_alarms if request.param == "dev-with-alarms" else stacks[request.param]
 
 
@@ -407,16 +408,19 @@ def test_the_db_certificate_names_the_address_every_prober_verifies(run, invento
         assert config["alerting"]["sns_region"] == variables["lighthouse_aws_region"] != ""
 
 
-def test_each_rendered_prober_config_loads_as_a_fleet_member_of_its_region(inventory, tmp_path):
+def test_each_rendered_prober_config_loads_as_a_fleet_member_of_its_region(run, inventory,
+                                                                           tmp_path):
     """The prober accepts the config the role renders from the stack's inventory as it is; each
-    prober is a fleet member named after its host and located in the stack's region."""
+    prober is a fleet member named after its host and located in the region its instance is
+    in (the stack's, or its probers.regions entry's)."""
+    instance_region = {**run.outputs["prober_locations"], **{
+        db: run.cfg.region for db in run.cfg.database.hostnames}}  # architecture A: db-1
     for name in inventory["prober"]["hosts"]:
         variables = hostvars(inventory, name, "prober")
         config = yaml.safe_load(render(PROBER_TEMPLATE, {
             **variables, "prober_db_password": "x" * 20}))  # noqa: S106 - not a secret
         assert config["fleet"] == {"enabled": True, "name": name,
-                                   "location": variables["lighthouse_aws_region"],
-                                   "lease_s": 15.0}
+                                   "location": instance_region[name], "lease_s": 15.0}
         rendered = tmp_path / f"{name}.yaml"
         rendered.write_text(yaml.safe_dump(config))
         loaded = lighthouse_config.load(rendered, env={})

@@ -14,8 +14,8 @@ from infra.secrets import HA_SECRET_KEYS, SECRET_KEYS
 ROOT = Path(__file__).resolve().parents[3]
 EXPECTED_OUTPUTS = {
     "db_instance_id", "db_private_ip", "data_volume_id", "availability_zone",
-    "prober_instance_ids", "prober_private_ips", "backup_vault_name", "backup_role_arn",
-    "backup_bucket",
+    "prober_instance_ids", "prober_private_ips", "prober_locations", "backup_vault_name",
+    "backup_role_arn", "backup_bucket",
     "sns_topic_arn", "alarm_names", "dashboard_url", "log_group_name", "ssm_session_command",
     "ansible_inventory", "db_secret_arn", "db_password", "estimated_monthly_cost_usd",
     "cost_breakdown", "db_instance_ids", "db_private_ips", "data_volume_ids",
