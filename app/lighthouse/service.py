@@ -119,7 +119,9 @@ class Prober:
                                         on_change=self._members_changed)
         self.verdicts = Verdicts(self.apool, fleet, self.metrics, on_decision=self._decided,
                                  monitor=self.scheduler.get, muted=self.maintenance.muted,
-                                 retry_s=self.cfg.storage.retry_interval_s)
+                                 retry_s=self.cfg.storage.retry_interval_s,
+                                 flap_window_s=self.cfg.alerting.flap_window_s,
+                                 flap_max_transitions=self.cfg.alerting.flap_max_transitions)
         self.source.owns = lambda mid, locations: fleet.current.owns(mid, locations)
         self.policy.shared = lambda m: len(fleet.current.voting(m.locations)) > 1
         self.policy.leads = lambda m: fleet.current.leads(m.locations)

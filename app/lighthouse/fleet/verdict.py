@@ -9,7 +9,11 @@ after the other, each seeing the others' committed views:
 - only views held by live probers count (a dead prober's view is not a vote);
 - the prober whose report changes the verdict sends the one alert (unless a maintenance window
   mutes it; `notified` remembers what was last sent, and a sweep every lease sends the current
-  state once the window is over, as the local policy does after flapping).
+  state once the window is over, as the local policy does after flapping);
+- flap damping as a single location's state machine has it: more verdict changes than
+  `flap_max_transitions` within `flap_window_s` (kept in the row: whoever decides next sees
+  them) holds the alert back; once calm, the sweep sends the current state once if it differs
+  from the last one sent.
 If the database cannot be reached for longer than the lease, a prober falls back to its own
 location's view and sends that alert itself: during a database outage an alert may come from
 each location, rather than none at all.
@@ -39,7 +43,8 @@ from lighthouse.redact import redact, target_of
 log = logging.getLogger("lighthouse.fleet.verdict")
 
 ENSURE_SQL = "INSERT INTO monitor_verdicts (subscription_id) VALUES (%s) ON CONFLICT DO NOTHING"
-LOCK_SQL = "SELECT health, notified FROM monitor_verdicts WHERE subscription_id = %s FOR UPDATE"
+LOCK_SQL = ("SELECT health, notified, transitions FROM monitor_verdicts "
+            "WHERE subscription_id = %s FOR UPDATE")
 REPORT_SQL = """
 INSERT INTO location_verdicts (subscription_id, location, health, since, prober, error_code,
                                detail)
@@ -58,7 +63,7 @@ DECIDE_SQL = """
 UPDATE monitor_verdicts
 SET health = %(health)s, notified = %(notified)s, since = coalesce(%(since)s, since),
     locations_down = %(down)s, locations_up = %(up)s, decided_by = %(prober)s,
-    updated_at = now()
+    transitions = %(transitions)s, updated_at = now()
 WHERE subscription_id = %(id)s
 """
 # Verdicts an alert is still owed for (a window ended, a fallback): re-decided every lease.
@@ -86,6 +91,7 @@ class Decision:
     of: int  # locations that vote: listed (or all) and with a live prober
     since: datetime | None  # first failing check of the outage / the recovery's check
     first_down: View | None
+    flapping: bool = False  # too many verdict changes in the flap window: alert held back
 
     @property
     def changed(self) -> bool:
@@ -109,6 +115,14 @@ def combine(views: list[View], checked_from: tuple[str, ...], quorum: int,
     return current, down, up
 
 
+def recent_transitions(transitions: list[datetime], changed: bool, now: datetime,
+                       window_s: float) -> list[datetime]:
+    """The verdict's changes within the flap window, this one included (unknown -> a state is
+    not a change, as in the local state machine)."""
+    kept = [t for t in transitions if (now - t).total_seconds() <= window_s]
+    return [*kept, now] if changed else kept
+
+
 def owed(health: Health, notified: Health) -> bool:
     """Whether an alert is due for `health` given the last one sent (unknown -> up is silent)."""
     return health is Health.DOWN and notified is not Health.DOWN or (
@@ -122,7 +136,8 @@ class Verdicts:
                  on_decision: Callable[[Decision], None],
                  monitor: Callable[[uuid.UUID], Monitor | None],
                  muted: Callable[[uuid.UUID, datetime], bool] | None = None,
-                 retry_s: float = 2.0) -> None:
+                 retry_s: float = 2.0, flap_window_s: float = 3600.0,
+                 flap_max_transitions: int = 4) -> None:
         self.pool = pool
         self.membership = membership
         self.metrics = metrics
@@ -130,6 +145,8 @@ class Verdicts:
         self.monitor = monitor
         self.muted = muted
         self.retry_s = retry_s
+        self.flap_window_s = flap_window_s
+        self.flap_max_transitions = flap_max_transitions
         self._pending: dict[uuid.UUID, Change] = {}  # latest view per monitor
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -159,7 +176,7 @@ class Verdicts:
             await conn.execute(ENSURE_SQL, (mid,))
             row = await (await conn.execute(LOCK_SQL, (mid,))).fetchone()
             assert row is not None  # ENSURE_SQL made it
-            health_s, notified_s = row
+            health_s, notified_s, transitions = row
             if change is not None:
                 bad = change.first_bad
                 await conn.execute(REPORT_SQL, {
@@ -176,15 +193,21 @@ class Verdicts:
             if health is not previous:
                 since = (first_down.since if health is Health.DOWN and first_down
                          else change.at if change else datetime.now(UTC))
-            notify = owed(health, notified) and not (
-                self.muted is not None and self.muted(mid, datetime.now(UTC)))
+            now = datetime.now(UTC)
+            recent = recent_transitions(list(transitions or ()),
+                                        health is not previous and previous is not Health.UNKNOWN,
+                                        now, self.flap_window_s)
+            flapping = len(recent) > self.flap_max_transitions
+            notify = owed(health, notified) and not flapping and not (
+                self.muted is not None and self.muted(mid, now))
             if notify or (health is Health.UP and notified is Health.UNKNOWN):
                 notified = health
             await conn.execute(DECIDE_SQL, {
                 "id": mid, "health": str(health), "notified": str(notified), "since": since,
-                "down": list(down), "up": list(up), "prober": members.me})
+                "down": list(down), "up": list(up), "prober": members.me,
+                "transitions": recent})
         decision = Decision(monitor, health, previous, notify, down, up, quorum,
-                            len(checked_from), since, first_down)
+                            len(checked_from), since, first_down, flapping)
         self.metrics.fleet_verdicts.labels("changed" if decision.changed else "same").inc()
         return decision
 
@@ -254,7 +277,8 @@ class Verdicts:
         if decision.changed or decision.notify:
             event(log, "fleet verdict", monitor=mid, health=str(decision.health),
                   down=",".join(decision.down), up=",".join(decision.up),
-                  quorum=f"{decision.quorum}/{decision.of}", alert=decision.notify)
+                  quorum=f"{decision.quorum}/{decision.of}", alert=decision.notify,
+                  flapping=decision.flapping)
         self.on_decision(decision)
 
     def _unreachable(self, exc: BaseException, tried: float) -> bool:

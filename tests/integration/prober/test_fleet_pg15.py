@@ -49,12 +49,15 @@ def get_json(url: str) -> dict:
     return json.loads(get_text(url))
 
 
-async def _member(dsn: str, name: str, location: str) -> tuple[Membership, Verdicts]:
+async def _member(dsn: str, name: str, location: str,
+                  flap_max_transitions: int = 100) -> tuple[Membership, Verdicts]:
+    """A member and its Verdicts (flap damping out of the way unless a test asks for it)."""
     pool = AsyncConnectionPool(dsn, min_size=0, max_size=2, open=False, timeout=2,
                                kwargs={"autocommit": True})
     await pool.open(wait=False)
     m = Membership(pool, name, location, LEASE, Metrics())
-    v = Verdicts(pool, m, Metrics(), on_decision=lambda d: None, monitor=lambda _: None)
+    v = Verdicts(pool, m, Metrics(), on_decision=lambda d: None, monitor=lambda _: None,
+                 flap_window_s=600, flap_max_transitions=flap_max_transitions)
     return m, v
 
 
@@ -116,6 +119,51 @@ def test_racing_probers_make_each_change_once_and_dead_views_do_not_vote(lh_dsn,
     assert cli_main(["fleet"]) == 0
     text = capsys.readouterr().out
     assert "p-c" in text and "DEAD" in text and "DEGRADED raced: down from b; up from a" in text
+
+
+def test_a_flapping_verdict_holds_its_alerts_until_it_calms_down(lh_dsn):
+    """The combined verdict has the local state machine's flap damping: more changes than
+    flap_max_transitions (2 here) within the window and no prober alerts; once the changes
+    are older than the window, the next re-decision (the sweep's) sends the current state
+    once, if it differs from the last one sent."""
+    sid = add_monitor(lh_dsn, "flappy", {"url": "https://x.example/"})
+    monitor = Monitor(sid, "flappy", "http", {"url": "https://x.example/"}, 60)
+
+    async def main() -> tuple[list[tuple[str, bool, bool]], list[tuple[str, bool, bool]]]:
+        fleet = [await _member(lh_dsn, f"f-{loc}", loc, flap_max_transitions=2)
+                 for loc in ("a", "b", "c")]
+        for _ in range(2):
+            for m, _ in fleet:
+                await m.beat()
+        seen = []
+        for health in [Health.UP] + [Health.DOWN, Health.UP] * 2 + [Health.DOWN]:
+            decisions = await asyncio.gather(*(v.decide(monitor, _change(monitor, health))
+                                               for _, v in fleet))
+            changed = next(d for d in decisions if d.changed)
+            seen.append((str(changed.health), any(d.notify for d in decisions),
+                         changed.flapping))
+        # calm: the changes fall out of the window; the sweep's re-decision (no report)
+        with psycopg.connect(lh_dsn, autocommit=True) as conn:
+            conn.execute("UPDATE monitor_verdicts SET transitions = (SELECT array_agg("
+                         "t - interval '1 hour') FROM unnest(transitions) t) "
+                         "WHERE subscription_id = %s", (sid,))
+        after = []
+        for _ in range(2):
+            d = await fleet[0][1].decide(monitor, None)
+            after.append((str(d.health), d.notify, d.flapping))
+        for m, _ in fleet:
+            await m.pool.close()
+        return seen, after
+
+    seen, after = asyncio.run(main())
+    assert seen == [("up", False, False),  # unknown -> up: silent, not a change
+                    ("down", True, False), ("up", True, False),  # changes 1 and 2: alerted
+                    ("down", False, True), ("up", False, True),  # 3 and 4: flapping, held
+                    ("down", False, True)]  # 5: still held (last alert sent: up)
+    assert after == [("down", True, False),  # calm: the current state, once
+                     ("down", False, False)]
+    assert scalar(lh_dsn, "SELECT health || '/' || notified FROM monitor_verdicts "
+                          "WHERE subscription_id = %s", (sid,)) == "down/down"
 
 
 class Target:
