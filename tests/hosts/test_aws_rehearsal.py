@@ -5,10 +5,11 @@ its instances given the sandbox hosts' addresses as private IPs and its CA made 
 `ansible_inventory` output is used unchanged, beside the committed inventories/aws/group_vars;
 its secret (the JSON the stack stores) and its bucket go into the sandbox's moto, which serves
 Secrets Manager, S3 and CloudWatch behind one TLS front. Then playbooks/site.yml runs (twice:
-the second run changes nothing), and the hosts are checked against the stack: the prober reaches the db host at the stack's private IP
-with the stack's password and CA, from the stack's location; pg_hba admits the stack's prober
-and nothing wider; WAL goes to the stack's bucket; the host metrics land under the instance id
-and dimensions the stack's alarms read; the agent's config is the one the alarms expect.
+the second run changes nothing), and the hosts are checked against the stack: the prober
+reaches the db host at the stack's private IP with the stack's password and CA, from the
+stack's location; pg_hba admits the stack's prober and nothing wider; WAL goes to the stack's
+bucket; the host metrics land under the instance id and dimensions the stack's alarms read; the
+agent's config is the one the alarms expect.
 
 What still differs from AWS (each one an extra var or env below, nothing else):
 - transport: SSH as root with the sandbox key (so sshd keeps root's key login), where the
