@@ -64,8 +64,8 @@ def build(cfg: StackConfig) -> dict[str, Any]:
         for where in cfg.probers.regions]
     # every prober host: (name, region or None for the stack's own, instance id, private IP)
     prober_hosts: list[tuple[str, str | None, pulumi.Output[str], pulumi.Output[str]]] = [
-        (f"prober-{i + 1}", None, iid, ip) for i, (iid, ip) in
-                    enumerate(zip(probers.instance_ids, probers.private_ips, strict=True))]
+        (f"prober-{i + 1}", None, iid, ip)
+        for i, (iid, ip) in enumerate(zip(probers.instance_ids, probers.private_ips, strict=True))]
     prober_hosts += [(name, where.region, iid, ip)
                      for where, fleet in zip(cfg.probers.regions, remote, strict=True)
                      for name, iid, ip in zip(fleet.hostnames, fleet.instance_ids,
