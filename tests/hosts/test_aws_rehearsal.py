@@ -29,6 +29,7 @@ runs it after every other host test.
 
 from __future__ import annotations
 
+import atexit
 import json
 import time
 import urllib.parse
@@ -189,6 +190,7 @@ def _extra_vars(sandbox: Sandbox, state: dict[str, Any], endpoint_host: str) -> 
 def rehearsal(sandbox: Sandbox) -> Rehearsal:
     run = _stack(sandbox)
     state = s3.ensure_s3(sandbox)
+    atexit.register(s3.stop_s3, sandbox)  # run alone, nothing else stops it (safe to repeat)
     controller = sandbox.host("db-1").controller_ip
     moto = {"endpoint": f"https://{controller}:{state['port']}", "ca_file": state["ca_file"]}
     rehearsal = Rehearsal(sandbox, run, moto)
