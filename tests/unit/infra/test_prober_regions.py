@@ -5,7 +5,6 @@ locations, and their cost. prod-regions: prod plus eu-west-1 (1) and ap-southeas
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
@@ -19,8 +18,6 @@ INSTANCE = "aws:ec2/instance:Instance"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 PEERING = "aws:ec2/vpcPeeringConnection:VpcPeeringConnection"
 ACCEPTER = "aws:ec2/vpcPeeringConnectionAccepter:VpcPeeringConnectionAccepter"
-ROOT = Path(__file__).resolve().parents[3]
-AGENT_TEMPLATE = ROOT / "roles/cloudwatch_agent/templates/amazon-cloudwatch-agent.json.j2"
 
 
 def providers(run) -> dict[str, str]:
@@ -118,7 +115,7 @@ def test_the_inventory_names_each_remote_probers_location_and_ssm_region(prod_re
 def test_a_remote_probers_agent_publishes_into_the_stacks_region(prod_regions, tmp_path):
     """Alarms, dashboard and log group live in the stack's region: the agent of a prober in
     eu-west-1 sends there, not to its own region's CloudWatch."""
-    from tests.unit.infra.test_aws_contract import hostvars, render, resolve
+    from tests.unit.infra.test_aws_contract import AGENT_TEMPLATE, hostvars, render, resolve
 
     inventory = resolve(prod_regions, tmp_path)
     for host in ("prober-1", "prober-eu-west-1-1"):
